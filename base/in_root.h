@@ -4,7 +4,8 @@
 // or to `../../../etc/shadow`. OpenInRoot resolves every component -- symlinks, absolute targets
 // and ".." -- against root_fd, never above it, exactly like openat2(RESOLVE_IN_ROOT). It uses
 // openat2 where the kernel has it and falls back to a component-by-component walk in user space
-// (O_PATH|O_NOFOLLOW at each step, ".." clamped at the root, at most 40 symlinks) where it does not.
+// (O_PATH|O_NOFOLLOW at each step, ".." clamped at the root, at most 40 symlinks) where it does
+// not.
 //
 // Guarantees: no path ever resolves outside root_fd; magic links (/proc/self/...) are refused;
 // every fd returned is O_CLOEXEC. Allocates; thread-safe (no shared state).

@@ -60,7 +60,7 @@ TEST_CASE("in_root: symlinks and .. resolve inside the root, never outside") {
     CAPTURE(static_cast<int>(mode));
     Fixture f;
     const std::string host = f.tmp.Join("host/etc/passwd");
-    f.Link(host, "abs_escape");                        // absolute host path: read as in-root
+    f.Link(host, "abs_escape");  // absolute host path: read as in-root
     f.Link("../../../../../../host/etc/passwd", "a/rel_escape");
     f.Link("/etc/passwd", "a/b/abs_in_root");
     f.Link("../../real/file", "a/b/rel_ok");

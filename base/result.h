@@ -74,7 +74,7 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Ok) {}                                              // NOLINT: implicit by design
+  Result(Ok) {}                                                  // NOLINT: implicit by design
   Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit by design
 
   bool ok() const { return ok_; }
@@ -93,10 +93,10 @@ class [[nodiscard]] Result<void> {
 #define SLIPWAY_CONCAT_(a, b) SLIPWAY_CONCAT_INNER_(a, b)
 
 // Returns the error of `expr` (a Result) from the enclosing function if it failed.
-#define SLIPWAY_RETURN_IF_ERROR(expr)                                   \
-  do {                                                                  \
-    auto&& slipway_r_ = (expr);                                         \
-    if (!slipway_r_.ok()) return std::move(slipway_r_).error();         \
+#define SLIPWAY_RETURN_IF_ERROR(expr)                           \
+  do {                                                          \
+    auto&& slipway_r_ = (expr);                                 \
+    if (!slipway_r_.ok()) return std::move(slipway_r_).error(); \
   } while (0)
 
 // `lhs = value of expr`, or returns its error from the enclosing function.

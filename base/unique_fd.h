@@ -1,5 +1,6 @@
 // UniqueFd: owns one file descriptor and closes it on destruction.
-// Allocates nothing; safe to move. Not for use between fork and exec (its destructor calls close()).
+// Allocates nothing; safe to move. Not for use between fork and exec (its destructor calls
+// close()).
 #ifndef SLIPWAY_BASE_UNIQUE_FD_H_
 #define SLIPWAY_BASE_UNIQUE_FD_H_
 

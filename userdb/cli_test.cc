@@ -38,7 +38,8 @@ TEST_CASE("slipway-id: prints the id line of a user, with warnings on stderr") {
 
 TEST_CASE("slipway-id: numeric and group forms, --root= and --chown") {
   Image img;
-  CHECK(Run({img.cli, "--root=" + img.root, "1001"}).out == "uid=1001 gid=0(root) groups=0(root)\n");
+  CHECK(Run({img.cli, "--root=" + img.root, "1001"}).out ==
+        "uid=1001 gid=0(root) groups=0(root)\n");
   CHECK(Run({img.cli, "--root", img.root, "foo:bar"}).out ==
         "uid=10000(foo) gid=20000(bar) groups=20000(bar)\n");
   CHECK(Run({img.cli, "--root", img.root, "--chown", "1001"}).out == "1001:1001\n");

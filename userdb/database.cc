@@ -59,6 +59,19 @@ void ForEachLine(std::string_view text, std::size_t max_line, OnLine on_line, On
   }
 }
 
+// An upper bound on the entries: one per line. Reserving once avoids regrowing (and copying) the
+// entry vector, which dominated parse time on a 10 MiB file.
+std::size_t CountLines(std::string_view text) {
+  std::size_t n = 1;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while ((p = static_cast<const char*>(std::memchr(p, '\n', end - p))) != nullptr) {
+    ++n;
+    ++p;
+  }
+  return n;
+}
+
 std::string Quoted(std::string_view s) {
   std::string out = "\"";
   for (char c : s.substr(0, 64)) {
@@ -88,14 +101,20 @@ bool ParseId(std::string_view text, std::uint32_t* id) {
 
 bool GroupEntry::HasMember(std::string_view user) const {
   if (user.empty()) return false;
-  std::string_view rest = members;
-  while (!rest.empty()) {
-    std::size_t comma = rest.find(',');
-    std::string_view member = rest.substr(0, comma);
-    // Fast reject before trimming: a member can only match if it is at least as long.
-    if (member.size() >= user.size() && Trim(member) == user) return true;
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
+  // Search for the name itself (memmem is far faster than splitting every member) and accept a
+  // hit only if, blanks aside, it spans a whole member: a list edge or ',' on both sides.
+  const char* begin = members.data();
+  const char* end = begin + members.size();
+  const char* from = begin;
+  while (from < end) {
+    const char* hit = static_cast<const char*>(memmem(from, end - from, user.data(), user.size()));
+    if (hit == nullptr) return false;
+    const char* l = hit;
+    while (l > begin && IsBlank(l[-1])) --l;
+    const char* r = hit + user.size();
+    while (r < end && IsBlank(*r)) ++r;
+    if ((l == begin || l[-1] == ',') && (r == end || *r == ',')) return true;
+    from = hit + 1;
   }
   return false;
 }
@@ -109,42 +128,55 @@ void DatabaseBase::Warn(std::size_t line, std::string reason) {
 
 Passwd Passwd::Parse(std::string text, std::string file) {
   Passwd db(std::move(text), std::move(file));
+  db.entries_.reserve(CountLines(*db.text_));
   auto bad = [&db](std::size_t n, std::string reason) { db.Warn(n, std::move(reason)); };
-  ForEachLine(*db.text_, kMaxPasswdLineBytes, [&](std::size_t n, std::string_view line) {
-    std::array<std::string_view, 7> f;
-    std::size_t count = SplitFields(line, f);
-    if (count != 7) {
-      return bad(n, std::to_string(count) + " fields, expected 7 (name:password:uid:gid:gecos:home:shell)");
-    }
-    PasswdEntry e;
-    e.name = f[0];
-    if (e.name.empty()) return bad(n, "empty user name");
-    if (!ParseId(f[2], &e.uid)) return bad(n, "uid " + Quoted(f[2]) + " is not a decimal in 0..2147483647");
-    if (!ParseId(f[3], &e.gid)) return bad(n, "gid " + Quoted(f[3]) + " is not a decimal in 0..2147483647");
-    e.gecos = f[4];
-    e.home = f[5];
-    e.shell = f[6];
-    e.line = n;
-    db.entries_.push_back(e);
-  }, bad);
+  ForEachLine(
+      *db.text_, kMaxPasswdLineBytes,
+      [&](std::size_t n, std::string_view line) {
+        std::array<std::string_view, 7> f;
+        std::size_t count = SplitFields(line, f);
+        if (count != 7) {
+          return bad(n, std::to_string(count) +
+                            " fields, expected 7 (name:password:uid:gid:gecos:home:shell)");
+        }
+        PasswdEntry e;
+        e.name = f[0];
+        if (e.name.empty()) return bad(n, "empty user name");
+        if (!ParseId(f[2], &e.uid))
+          return bad(n, "uid " + Quoted(f[2]) + " is not a decimal in 0..2147483647");
+        if (!ParseId(f[3], &e.gid))
+          return bad(n, "gid " + Quoted(f[3]) + " is not a decimal in 0..2147483647");
+        e.gecos = f[4];
+        e.home = f[5];
+        e.shell = f[6];
+        e.line = n;
+        db.entries_.push_back(e);
+      },
+      bad);
   return db;
 }
 
 Group Group::Parse(std::string text, std::string file) {
   Group db(std::move(text), std::move(file));
+  db.entries_.reserve(CountLines(*db.text_));
   auto bad = [&db](std::size_t n, std::string reason) { db.Warn(n, std::move(reason)); };
-  ForEachLine(*db.text_, kMaxGroupLineBytes, [&](std::size_t n, std::string_view line) {
-    std::array<std::string_view, 4> f;
-    std::size_t count = SplitFields(line, f);
-    if (count != 4) return bad(n, std::to_string(count) + " fields, expected 4 (name:password:gid:members)");
-    GroupEntry e;
-    e.name = f[0];
-    if (e.name.empty()) return bad(n, "empty group name");
-    if (!ParseId(f[2], &e.gid)) return bad(n, "gid " + Quoted(f[2]) + " is not a decimal in 0..2147483647");
-    e.members = f[3];
-    e.line = n;
-    db.entries_.push_back(e);
-  }, bad);
+  ForEachLine(
+      *db.text_, kMaxGroupLineBytes,
+      [&](std::size_t n, std::string_view line) {
+        std::array<std::string_view, 4> f;
+        std::size_t count = SplitFields(line, f);
+        if (count != 4)
+          return bad(n, std::to_string(count) + " fields, expected 4 (name:password:gid:members)");
+        GroupEntry e;
+        e.name = f[0];
+        if (e.name.empty()) return bad(n, "empty group name");
+        if (!ParseId(f[2], &e.gid))
+          return bad(n, "gid " + Quoted(f[2]) + " is not a decimal in 0..2147483647");
+        e.members = f[3];
+        e.line = n;
+        db.entries_.push_back(e);
+      },
+      bad);
   return db;
 }
 

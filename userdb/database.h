@@ -32,7 +32,7 @@
 
 namespace slipway::userdb {
 
-inline constexpr std::uint32_t kMaxId = 2147483647u;          // 2^31-1, as moby and the kernel ABI
+inline constexpr std::uint32_t kMaxId = 2147483647u;           // 2^31-1, as moby and the kernel ABI
 inline constexpr std::size_t kMaxFileBytes = 10u << 20;        // 10 MiB, as moby and BuildKit
 inline constexpr std::size_t kMaxPasswdLineBytes = 64u << 10;  // 64 KiB
 inline constexpr std::size_t kMaxGroupLineBytes = 1u << 20;    // 1 MiB (long member lists)

@@ -15,11 +15,20 @@ TEST_CASE("userdb: ParseId accepts plain decimals in 0..2^31-1 only") {
     std::uint32_t id;
   };
   const Case cases[] = {
-      {"0", true, 0},           {"1000", true, 1000},      {"007", true, 7},
-      {"2147483647", true, kMaxId}, {"2147483648", false, 0}, {"4294967295", false, 0},
-      {"99999999999", false, 0}, {"-1", false, 0},         {"+5", false, 0},
-      {"", false, 0},           {" 5", false, 0},          {"5 ", false, 0},
-      {"1e3", false, 0},        {"0x10", false, 0},
+      {"0", true, 0},
+      {"1000", true, 1000},
+      {"007", true, 7},
+      {"2147483647", true, kMaxId},
+      {"2147483648", false, 0},
+      {"4294967295", false, 0},
+      {"99999999999", false, 0},
+      {"-1", false, 0},
+      {"+5", false, 0},
+      {"", false, 0},
+      {" 5", false, 0},
+      {"5 ", false, 0},
+      {"1e3", false, 0},
+      {"0x10", false, 0},
   };
   for (const Case& c : cases) {
     CAPTURE(c.text);

@@ -12,9 +12,9 @@ namespace slipway::userdb {
 namespace {
 
 const char* const kNssFunctions[] = {
-    "getpwnam", "getpwuid", "getgrnam", "getgrgid", "getgrouplist", "initgroups",
-    "getpwent", "getgrent", "getpwnam_r", "getpwuid_r", "getgrnam_r", "getgrgid_r",
-    "getpwent_r", "getgrent_r",
+    "getpwnam",   "getpwuid",   "getgrnam",   "getgrgid",   "getgrouplist",
+    "initgroups", "getpwent",   "getgrent",   "getpwnam_r", "getpwuid_r",
+    "getgrnam_r", "getgrgid_r", "getpwent_r", "getgrent_r",
 };
 
 std::vector<std::string> NssReferences(const std::string& path) {
@@ -48,7 +48,8 @@ TEST_CASE("userdb: the static CLI really is static (no dynamic loader), the othe
   CHECK(ElfHasInterpreter(testing::Runfile("userdb/slipway-id"), &error));
   CHECK(error.empty());
   // A static binary carries libc itself, so libc's own functions are defined in it.
-  std::set<std::string> names = ElfSymbolNames(testing::Runfile("userdb/slipway-id-static"), &error);
+  std::set<std::string> names =
+      ElfSymbolNames(testing::Runfile("userdb/slipway-id-static"), &error);
   REQUIRE(error.empty());
   CHECK(names.count("memcpy"));
 }

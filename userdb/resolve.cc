@@ -26,7 +26,8 @@ bool LooksNumeric(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-Result<Part> ParsePart(std::string_view spec_for_errors, std::string_view what, std::string_view s) {
+Result<Part> ParsePart(std::string_view spec_for_errors, std::string_view what,
+                       std::string_view s) {
   Part p;
   if (s.empty()) return p;
   if (LooksNumeric(s)) {
@@ -39,9 +40,9 @@ Result<Part> ParsePart(std::string_view spec_for_errors, std::string_view what, 
     return p;
   }
   if (s.find('\0') != std::string_view::npos) {
-    return Error("\"" + std::string(spec_for_errors) + "\": " + std::string(what) +
-                     " contains a NUL byte",
-                 EINVAL);
+    return Error(
+        "\"" + std::string(spec_for_errors) + "\": " + std::string(what) + " contains a NUL byte",
+        EINVAL);
   }
   p.kind = Part::kName;
   p.name = s;
@@ -70,8 +71,8 @@ std::string Prefix(std::string_view kind, std::string_view spec) {
 Result<const PasswdEntry*> FindUserByName(const Databases& db, std::string_view kind,
                                           std::string_view spec, std::string_view name) {
   if (!db.passwd) {
-    return Error(Prefix(kind, spec) + ": user \"" + std::string(name) + "\" cannot be looked up: " +
-                     kPasswdPath + " does not exist in the image",
+    return Error(Prefix(kind, spec) + ": user \"" + std::string(name) +
+                     "\" cannot be looked up: " + kPasswdPath + " does not exist in the image",
                  ENOENT);
   }
   const PasswdEntry* e = db.passwd->FindByName(name);
@@ -178,9 +179,9 @@ Result<Identity> ResolveUser(const Databases& db, std::string_view spec) {
     }
   }
   if (id.groups.size() > kMaxGroups) {
-    return Error(Prefix("USER", spec) + ": the user belongs to " + std::to_string(id.groups.size()) +
-                     " groups in " + kGroupPath + "; the kernel allows at most " +
-                     std::to_string(kMaxGroups),
+    return Error(Prefix("USER", spec) + ": the user belongs to " +
+                     std::to_string(id.groups.size()) + " groups in " + kGroupPath +
+                     "; the kernel allows at most " + std::to_string(kMaxGroups),
                  EINVAL);
   }
   id.warnings = db.Warnings();
@@ -194,7 +195,8 @@ Result<Owner> ResolveChown(const Databases& db, std::string_view spec) {
   }
   Owner o;
   if (s.user.kind == Part::kName) {
-    SLIPWAY_ASSIGN_OR_RETURN(const PasswdEntry* e, FindUserByName(db, "--chown", spec, s.user.name));
+    SLIPWAY_ASSIGN_OR_RETURN(const PasswdEntry* e,
+                             FindUserByName(db, "--chown", spec, s.user.name));
     o.uid = e->uid;
     o.gid = e->gid;
   } else {

@@ -73,7 +73,7 @@ TEST_CASE("userdb: ResolveUser covers every spec form with Docker's semantics") 
       {":adm", 0, 43, {43}, "/root", "root"},
       {"foo:", 10000, 10000, {10000, 20000, 15000}, "/home/foo", "foo"},  // empty group: not given
       {"nohome", 3000, 3000, {3000}, "/", "nohome"},                      // empty home -> "/"
-      {"bob", 1500, 1500, {1500}, "/home/bob", "bob"},  // "bob" is not "bobby"
+      {"bob", 1500, 1500, {1500}, "/home/bob", "bob"},                    // "bob" is not "bobby"
       {"0007", 7, 0, {0}, "/", nullptr},
   };
   Databases db = Db();
@@ -154,7 +154,8 @@ TEST_CASE("userdb: warnings from skipped lines travel with the identity") {
   REQUIRE(r->warnings.size() == 2);
   CHECK(r->warnings[0] ==
         "/etc/passwd:8: skipped: 1 fields, expected 7 (name:password:uid:gid:gecos:home:shell)");
-  CHECK(r->warnings[1] == "/etc/group:9: skipped: 1 fields, expected 4 (name:password:gid:members)");
+  CHECK(r->warnings[1] ==
+        "/etc/group:9: skipped: 1 fields, expected 4 (name:password:gid:members)");
 }
 
 TEST_CASE("userdb: more groups than NGROUPS_MAX is an error, not a silent truncation") {
@@ -184,14 +185,12 @@ struct ChownCase {
 
 TEST_CASE("userdb: ResolveChown follows COPY --chown semantics") {
   const ChownCase cases[] = {
-      {"foo", 10000, 10000},       // name: uid and primary gid
-      {"1001", 1001, 1001},        // bare number N: N:N
-      {"10000", 10000, 10000},     // even when it exists
-      {"111", 111, 111},           // numeric is never a name, and never looked up
-      {"foo:bar", 10000, 20000},   // group overrides
-      {"1001:adm", 1001, 43},
-      {"1001:55", 1001, 55},
-      {"adm:0", 42, 0},
+      {"foo", 10000, 10000},      // name: uid and primary gid
+      {"1001", 1001, 1001},       // bare number N: N:N
+      {"10000", 10000, 10000},    // even when it exists
+      {"111", 111, 111},          // numeric is never a name, and never looked up
+      {"foo:bar", 10000, 20000},  // group overrides
+      {"1001:adm", 1001, 43},    {"1001:55", 1001, 55}, {"adm:0", 42, 0},
   };
   Databases db = Db();
   for (const ChownCase& c : cases) {
