@@ -14,8 +14,10 @@ Error& Error::AddContext(std::string_view context) {
 }
 
 std::string Error::ToString() const {
-  if (errno_ == 0) return message_;
-  return message_ + ": " + std::strerror(errno_);
+  std::string s = message_;
+  if (errno_ != 0) s.append(": ").append(std::strerror(errno_));
+  if (!hint_.empty()) s.append(" (").append(hint_).append(")");
+  return s;
 }
 
 Error ErrnoError(std::string message) { return Error(std::move(message), errno); }

@@ -34,12 +34,20 @@ class Error {
   // Prefixes "context: " to the message. Returns *this for chaining.
   Error& AddContext(std::string_view context);
 
-  // "message: strerror(errno)" (or just the message when errno is 0).
+  // A hint for the user, shown after the errno text: "(are user namespaces enabled?)".
+  Error& SetHint(std::string hint) {
+    hint_ = std::move(hint);
+    return *this;
+  }
+  const std::string& hint() const { return hint_; }
+
+  // "message: strerror(errno) (hint)" (the errno and hint parts only when present).
   std::string ToString() const;
 
  private:
   std::string message_;
   int errno_;
+  std::string hint_;
 };
 
 // An Error built from the current errno.

@@ -37,6 +37,11 @@ TEST_CASE("result: context is prefixed and errno text appended") {
   e.AddContext("USER app");
   CHECK(e.ToString() == "USER app: opening /etc/passwd: No such file or directory");
   CHECK(Error("plain").ToString() == "plain");
+  Error hinted("setting supplementary groups [1 2]", EPERM);
+  hinted.SetHint("no CAP_SETGID in this user namespace");
+  CHECK(hinted.ToString() ==
+        "setting supplementary groups [1 2]: Operation not permitted (no CAP_SETGID in this user "
+        "namespace)");
 }
 
 }  // namespace
