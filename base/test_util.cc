@@ -24,10 +24,19 @@ namespace {
 
 }  // namespace
 
-TempDir::TempDir() {
+namespace {
+std::string DefaultTempBase() {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/slipway-test-XXXXXX";
+  return base && *base ? base : "/tmp";
+}
+}  // namespace
+
+TempDir::TempDir() : TempDir(DefaultTempBase()) {}
+
+TempDir::TempDir(const std::string& base) {
+  std::string tmpl = base + "/slipway-test-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp " + tmpl);
+  ::chmod(tmpl.c_str(), 0755);
   path_ = tmpl;
 }
 

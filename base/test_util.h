@@ -16,6 +16,8 @@ namespace slipway::testing {
 class TempDir {
  public:
   TempDir();
+  // A fresh directory under `base` (e.g. "/tmp", reachable by other users when TEST_TMPDIR is not).
+  explicit TempDir(const std::string& base);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

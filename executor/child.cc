@@ -57,10 +57,10 @@ bool IsSkippableExecError(long r) {
   return r == -ENOENT || r == -ENOTDIR || r == -ESTALE || r == -ENODEV || r == -ETIMEDOUT;
 }
 
-#define CHILD_CHECK(expr, stage, index)                                 \
-  do {                                                                  \
-    long r_ = (expr);                                                   \
-    if (r_ < 0) ReportAndExit(plan->status_fd, (stage), r_, (index));  \
+#define CHILD_CHECK(expr, stage, index)                               \
+  do {                                                                \
+    long r_ = (expr);                                                 \
+    if (r_ < 0) ReportAndExit(plan->status_fd, (stage), r_, (index)); \
   } while (0)
 
 void ApplyDeathSignalAndFds(ChildPlan* plan) {
@@ -96,6 +96,9 @@ void RunPrelude(ChildPlan* plan) {
   }
   CHILD_CHECK(Call(SYS_rt_sigprocmask, SIG_SETMASK, &plan->signal_mask, 0, 8), Stage::kSignals, 0);
   if (plan->sync_fd >= 0) {
+    // Without CLONE_VM we hold a copy of the pipe's write end too: close it, or the parent
+    // giving up (closing its end) would never reach us as EOF.
+    if (plan->sync_write_fd >= 0) Call(SYS_close, plan->sync_write_fd);
     char byte = 0;
     long r;
     do {
@@ -114,8 +117,7 @@ void RunRootSetup(ChildPlan* plan) {
     CHILD_CHECK(Call(SYS_mount, "none", "/", 0, MS_REC | MS_PRIVATE, 0), Stage::kMountPrivate, -1);
   }
   if (plan->hostname) {
-    CHILD_CHECK(Call(SYS_sethostname, plan->hostname, plan->hostname_len), Stage::kSetHostname,
-                -1);
+    CHILD_CHECK(Call(SYS_sethostname, plan->hostname, plan->hostname_len), Stage::kSetHostname, -1);
   }
   for (std::size_t i = 0; i < plan->mount_count; ++i) {
     const ChildMount& m = plan->mounts[i];

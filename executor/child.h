@@ -13,10 +13,10 @@
 //   wait for id maps           a new user namespace is usable only once the parent wrote the maps
 //   mounts private             systemd makes / shared; our mounts must not propagate to the host
 //   hostname, mounts           in the new uts / mount namespace, with host paths
-//   root switch, chdir("/")    chroot, or pivot_root of a self-bind-mount (then detach the old root)
-//   bounding set               needs CAP_SETPCAP, which is gone after the uid change
-//   groups, gid, uid           in that order: after setuid we could no longer change groups
-//   workdir + verify           entered as the target user so permissions apply; getcwd must be
+//   root switch, chdir("/")    chroot, or pivot_root of a self-bind-mount (then detach the old
+//   root) bounding set               needs CAP_SETPCAP, which is gone after the uid change groups,
+//   gid, uid           in that order: after setuid we could no longer change groups workdir +
+//   verify           entered as the target user so permissions apply; getcwd must be
 //                              inside the root (CVE-2024-21626)
 //   parent-death signal        after the uid change (which clears it), then the ppid check
 //   fds                        the FdPlan; everything else close-on-exec
@@ -79,6 +79,7 @@ struct ChildPlan {
   bool setpgid = false;
   std::uint64_t signal_mask = 0;  // the mask the command starts with
   int sync_fd = -1;               // read one byte before going on (user namespace maps)
+  int sync_write_fd = -1;         // the other end of that pipe, closed first
 
   bool mount_private = false;
   const char* hostname = nullptr;

@@ -47,7 +47,7 @@ enum class Stage : std::int32_t {
 
 struct ChildFailure {
   Stage stage = Stage::kNone;
-  std::int32_t error = 0;  // a positive errno
+  std::int32_t error = 0;   // a positive errno
   std::int32_t index = -1;  // which item of the stage, or -1
 };
 static_assert(sizeof(ChildFailure) == 12, "the wire record has a fixed size");

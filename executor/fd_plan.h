@@ -59,7 +59,7 @@ class FdPlan {
  private:
   bool IsTarget(int fd) const;
 
-  std::vector<FdMapping> mappings_;  // sorted by child_fd
+  std::vector<FdMapping> mappings_;   // sorted by child_fd
   mutable std::vector<int> scratch_;  // sized in Make; written only by Apply
   int first_free_ = 3;
 };

@@ -92,25 +92,69 @@ namespace {
 
 const char* const kDeniedSyscalls[] = {
     // kernel code, modules, power
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot",
-    "create_module", "get_kernel_syms", "query_module", "uselib",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    "uselib",
     // swap, accounting, quotas, clocks
-    "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "clock_settime", "clock_settime64",
-    "clock_adjtime", "clock_adjtime64", "settimeofday", "adjtimex", "stime",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "clock_settime",
+    "clock_settime64",
+    "clock_adjtime",
+    "clock_adjtime64",
+    "settimeofday",
+    "adjtimex",
+    "stime",
     // the kernel keyring, bpf, perf, userfaultfd, handles
-    "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
-    "open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "nfsservctl",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "lookup_dcookie",
+    "nfsservctl",
     // mounts and namespaces inside the step
-    "mount", "umount", "umount2", "pivot_root", "unshare", "setns", "fsopen", "fsconfig", "fsmount",
-    "fspick", "move_mount", "open_tree", "mount_setattr",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "unshare",
+    "setns",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
     // raw I/O and legacy
-    "iopl", "ioperm", "vm86", "vm86old", "_sysctl", "sysfs", "ustat", "syslog",
+    "iopl",
+    "ioperm",
+    "vm86",
+    "vm86old",
+    "_sysctl",
+    "sysfs",
+    "ustat",
+    "syslog",
 };
 
 // clone(2)'s namespace flags; CLONE_NEWTIME (0x80) is left out: for clone it overlaps the exit
 // signal byte, and only clone3/unshare can ask for a time namespace.
-const std::uint64_t kCloneNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,
-                                              CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+const std::uint64_t kCloneNamespaceFlags[] = {CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
+                                              CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
                                               CLONE_NEWCGROUP};
 
 std::string Where(const std::string& file, const YAML::Node& node) {
@@ -155,8 +199,8 @@ bool KernelAtLeast(const std::string& want) {
 }
 
 std::string NativeArchName() {
-  const char* n = seccomp_arch_resolve_name("x86_64") == seccomp_arch_native() ? "x86_64"
-                                                                                 : "aarch64";
+  const char* n =
+      seccomp_arch_resolve_name("x86_64") == seccomp_arch_native() ? "x86_64" : "aarch64";
   return n;
 }
 
@@ -217,7 +261,8 @@ Result<SeccompProgram> BuildFromProfile(const YAML::Node& root, const std::strin
     SLIPWAY_RETURN_IF_ERROR(b.AddCompatArches());
   }
   if (const YAML::Node rules = root["syscalls"]) {
-    if (!rules.IsSequence()) return Error(Where(file, rules) + ": \"syscalls\" must be a list", EINVAL);
+    if (!rules.IsSequence())
+      return Error(Where(file, rules) + ": \"syscalls\" must be a list", EINVAL);
     for (const YAML::Node& rule : rules) {
       if (!Applies(rule, caps)) continue;
       std::vector<std::string> names;

@@ -90,8 +90,9 @@ Result<void> Validate(const SpawnOptions& o) {
     return Error("spawn: pivot_root needs a mount namespace (CLONE_NEWNS)", EINVAL);
   }
   if (!o.mounts.empty() && !newns) {
-    return Error("spawn: mounts need a mount namespace (CLONE_NEWNS); refusing to mount on the host",
-                 EINVAL);
+    return Error(
+        "spawn: mounts need a mount namespace (CLONE_NEWNS); refusing to mount on the host",
+        EINVAL);
   }
   if (!o.hostname.empty() && !(o.namespaces & CLONE_NEWUTS)) {
     return Error("spawn: a hostname needs a UTS namespace (CLONE_NEWUTS)", EINVAL);
@@ -285,8 +286,7 @@ Result<std::unique_ptr<Prepared>> Prepare(const SpawnOptions& o, GroupsMode grou
 
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
-  c.cloexec_fallback_limit =
-      static_cast<unsigned>(std::min<rlim_t>(nofile.rlim_cur, 1u << 20));
+  c.cloexec_fallback_limit = static_cast<unsigned>(std::min<rlim_t>(nofile.rlim_cur, 1u << 20));
   for (const RlimitSpec& r : o.rlimits) {
     p->rlimits.push_back(ChildRlimit{r.resource, r.soft, r.hard});
   }
@@ -427,7 +427,8 @@ bool Deserialize(std::string_view in, ReaperPlan* rp) {
     rp->groups_mode = static_cast<GroupsMode>(r.U64());
     c.groups_mode = rp->groups_mode;
     std::uint64_t n = r.U64();
-    for (std::uint64_t i = 0; i < n && r.ok(); ++i) c.groups.push_back(static_cast<std::uint32_t>(r.U64()));
+    for (std::uint64_t i = 0; i < n && r.ok(); ++i)
+      c.groups.push_back(static_cast<std::uint32_t>(r.U64()));
     o.credentials = c;
   }
   o.namespaces = static_cast<int>(r.U64());
@@ -467,7 +468,8 @@ std::string Describe(const SpawnOptions& o, const Prepared& p, const ChildFailur
   std::string what = StageName(f.stage);
   switch (f.stage) {
     case Stage::kSetGroups:
-      return what + " " + JoinIds(o.credentials ? o.credentials->groups : std::vector<std::uint32_t>{});
+      return what + " " +
+             JoinIds(o.credentials ? o.credentials->groups : std::vector<std::uint32_t>{});
     case Stage::kSetGid:
       return what + " to " + std::to_string(o.credentials->gid);
     case Stage::kSetUid:
@@ -493,7 +495,8 @@ std::string Describe(const SpawnOptions& o, const Prepared& p, const ChildFailur
     case Stage::kCapBoundingSet:
       return what + " (capability " + std::to_string(f.index) + ")";
     case Stage::kFdMap:
-      if (f.index >= 0 && p.fd_plan && static_cast<std::size_t>(f.index) < p.fd_plan->mappings().size()) {
+      if (f.index >= 0 && p.fd_plan &&
+          static_cast<std::size_t>(f.index) < p.fd_plan->mappings().size()) {
         const FdMapping& m = p.fd_plan->mappings()[f.index];
         return what + " (child fd " + std::to_string(m.child_fd) + " from parent fd " +
                std::to_string(m.parent_fd) + ")";
@@ -504,7 +507,9 @@ std::string Describe(const SpawnOptions& o, const Prepared& p, const ChildFailur
              (o.root.empty() ? "" : " inside " + o.root);
     case Stage::kPathOnlyRelative:
       return "finding \"" + o.argv[0] + "\": it is only found as " +
-             (f.index >= 0 && static_cast<std::size_t>(f.index) < p.candidates.size() ? p.candidates[f.index] : std::string("?")) +
+             (f.index >= 0 && static_cast<std::size_t>(f.index) < p.candidates.size()
+                  ? p.candidates[f.index]
+                  : std::string("?")) +
              ", relative to the working directory; refusing to run it";
     case Stage::kExec:
       if (f.index >= 0 && static_cast<std::size_t>(f.index) < p.candidates.size()) {
@@ -569,8 +574,10 @@ Error ChildError(const SpawnOptions& o, const Prepared& p, const ChildFailure& f
 
 Error CloneError(int err, int namespaces) {
   Error e("starting the process (clone)", err);
-  if (err == EPERM && namespaces) e.SetHint("creating namespaces needs privilege: are user namespaces enabled?");
-  if (err == EINVAL && (namespaces & CLONE_NEWUSER)) e.SetHint("the kernel refused this namespace combination");
+  if (err == EPERM && namespaces)
+    e.SetHint("creating namespaces needs privilege: are user namespaces enabled?");
+  if (err == EINVAL && (namespaces & CLONE_NEWUSER))
+    e.SetHint("the kernel refused this namespace combination");
   return e;
 }
 
@@ -612,9 +619,9 @@ bool CanSetGroups(std::string* why) {
 }
 
 std::string ExitStatus::ToString() const {
-  std::string s = signal ? "killed by signal " + std::to_string(signal) + " (" +
-                               strsignal(signal) + ")"
-                         : "exit code " + std::to_string(code);
+  std::string s =
+      signal ? "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")"
+             : "exit code " + std::to_string(code);
   return timed_out ? s + " after the time limit" : s;
 }
 
@@ -627,7 +634,8 @@ Result<Process> Spawn(const SpawnOptions& o) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoError("creating the status pipe");
   UniqueFd status_read(pipefd[0]), status_write(pipefd[1]);
-  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<Prepared> p, Prepare(o, groups_mode, status_write.get()));
+  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<Prepared> p,
+                           Prepare(o, groups_mode, status_write.get()));
   ChildPlan& plan = p->plan;
 
   std::vector<FdMapping> fds = o.fds;
@@ -642,7 +650,8 @@ Result<Process> Spawn(const SpawnOptions& o) {
       if (!own_exe.valid()) return ErrnoError("opening /proc/self/exe to start the reaper");
       exe = own_exe.get();
     }
-    plan_memfd.Reset(static_cast<int>(memfd_create("slipway-reaper-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+    plan_memfd.Reset(
+        static_cast<int>(memfd_create("slipway-reaper-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
     if (!plan_memfd.valid()) return ErrnoError("creating the reaper's plan memfd");
     const std::string text = SerializeForReaper(o, groups_mode);
     if (write(plan_memfd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
@@ -674,6 +683,7 @@ Result<Process> Spawn(const SpawnOptions& o) {
     sync_read.Reset(s[0]);
     sync_write.Reset(s[1]);
     plan.sync_fd = sync_read.get();
+    plan.sync_write_fd = sync_write.get();
   }
 
   void* stack = mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE,
@@ -687,8 +697,7 @@ Result<Process> Spawn(const SpawnOptions& o) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  const int flags =
-      o.namespaces | CLONE_PIDFD | SIGCHLD | (userns ? 0 : (CLONE_VM | CLONE_VFORK));
+  const int flags = o.namespaces | CLONE_PIDFD | SIGCHLD | (userns ? 0 : (CLONE_VM | CLONE_VFORK));
   pid_t pid = clone(ChildEntry, static_cast<char*>(stack) + kChildStackSize, flags, &plan, &pidfd);
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -724,7 +733,8 @@ Result<Process> Spawn(const SpawnOptions& o) {
   ChildFailure failure;
   std::size_t got = 0;
   while (got < sizeof(failure)) {
-    ssize_t n = read(status_read.get(), reinterpret_cast<char*>(&failure) + got, sizeof(failure) - got);
+    ssize_t n =
+        read(status_read.get(), reinterpret_cast<char*>(&failure) + got, sizeof(failure) - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<std::size_t>(n);
@@ -753,7 +763,8 @@ Process::~Process() {
   syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   KillRest();
   siginfo_t info;
-  while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) != 0 && errno == EINTR) {
+  while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) != 0 &&
+         errno == EINTR) {
   }
 }
 
@@ -770,7 +781,8 @@ Result<void> Process::Signal(int sig) {
 }
 
 Result<ExitStatus> Process::Wait(std::optional<std::chrono::milliseconds> timeout) {
-  if (done_) return Error("waiting for pid " + std::to_string(pid_) + ": already waited for", ECHILD);
+  if (done_)
+    return Error("waiting for pid " + std::to_string(pid_) + ": already waited for", ECHILD);
   ExitStatus st;
   if (timeout) {
     pollfd pfd{pidfd_.get(), POLLIN, 0};
@@ -846,6 +858,7 @@ namespace {
     c.parts = ChildPlan::kPrelude | ChildPlan::kIdentityAndExec;
     c.setsid = c.setpgid = false;
     c.sync_fd = -1;
+    c.sync_write_fd = -1;
     c.fds = nullptr;  // the fds were arranged before the reaper started
     c.parent_pid = reaper_pid;
     RunChild(&c);

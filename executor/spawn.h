@@ -2,13 +2,11 @@
 // namespaces and limits asked for -- the heart of RUN.
 //
 //   SpawnOptions o;
-//   o.argv = {"sh", "-c", "id"};                 // argv[0] is searched in o.env's PATH, in the root
-//   o.env = {"PATH=/usr/bin:/bin", "HOME=/"};    // exactly this: nothing is inherited
-//   o.root = "/var/lib/slipway/rootfs";
-//   o.credentials = Credentials{1000, 1000, GroupsMode::kSet, {1000, 20}};
-//   o.namespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-//   o.fds = {{0, devnull}, {1, out}, {2, out}};
-//   SLIPWAY_ASSIGN_OR_RETURN(Process p, Spawn(o));
+//   o.argv = {"sh", "-c", "id"};                 // argv[0] is searched in o.env's PATH, in the
+//   root o.env = {"PATH=/usr/bin:/bin", "HOME=/"};    // exactly this: nothing is inherited o.root
+//   = "/var/lib/slipway/rootfs"; o.credentials = Credentials{1000, 1000, GroupsMode::kSet, {1000,
+//   20}}; o.namespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC; o.fds = {{0,
+//   devnull}, {1, out}, {2, out}}; SLIPWAY_ASSIGN_OR_RETURN(Process p, Spawn(o));
 //   SLIPWAY_ASSIGN_OR_RETURN(ExitStatus st, p.Wait());
 //
 // How: everything is validated and prepared first (C strings, arrays, the fd plan, PATH
@@ -87,7 +85,7 @@ struct SpawnOptions {
   std::vector<std::string> env;   // the command's whole environment
   std::string root;               // empty: the parent's root
   RootSwitch root_switch = RootSwitch::kChroot;  // kPivotRoot needs CLONE_NEWNS
-  std::string workdir;            // absolute, inside the root; empty: "/"
+  std::string workdir;                           // absolute, inside the root; empty: "/"
   std::optional<Credentials> credentials;
   int namespaces = 0;  // CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | ...
   std::vector<IdMap> uid_map, gid_map;  // with CLONE_NEWUSER

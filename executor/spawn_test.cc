@@ -1,6 +1,8 @@
 // The fork/exec core, unprivileged: Bazel's sandbox runs this as uid 0 in a user namespace where
 // only root is mapped and setgroups is denied. Everything that does not need real root is here.
 #define DOCTEST_CONFIG_IMPLEMENT
+#include "executor/spawn.h"
+
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -18,7 +20,6 @@
 #include <string>
 
 #include "base/test_util.h"
-#include "executor/spawn.h"
 #include "executor/spawn_test_util.h"
 
 namespace slipway::executor {
@@ -184,8 +185,9 @@ TEST_CASE("spawn: root and workdir failures are reported with their stage") {
     o.workdir = "/no/such/dir";
     Error e = MustFail(o);
     CHECK(e.errno_value() == ENOENT);
-    CHECK(e.ToString() == "entering the working directory /no/such/dir: No such file or directory "
-                          "(no such directory in the root)");
+    CHECK(e.ToString() ==
+          "entering the working directory /no/such/dir: No such file or directory "
+          "(no such directory in the root)");
   }
   SUBCASE("workdir is entered inside the root") {
     slipway::testing::MakeDirs(r.root + "/work/dir");
@@ -239,8 +241,9 @@ TEST_CASE("spawn: unprivileged, Keep works and an impossible Set fails before cl
   std::string why;
   const bool can = CanSetGroups(&why);
   if (can) {
-    MESSAGE("this process can call setgroups; the unprivileged path is covered where it cannot "
-            "(Bazel's sandbox)");
+    MESSAGE(
+        "this process can call setgroups; the unprivileged path is covered where it cannot "
+        "(Bazel's sandbox)");
   }
   // Keep never calls setgroups: always fine.
   SpawnOptions keep = Probe({"ids"});
@@ -320,15 +323,9 @@ TEST_CASE("spawn: the default seccomp profile makes a denied syscall fail with E
   if (geteuid() == 0) CHECK(out == "ok\n");
 }
 
-TEST_CASE("spawn: seccomp without no_new_privs or CAP_SYS_ADMIN is a reported stage failure") {
-  // Drop CAP_SYS_ADMIN from the bounding set does not help here; instead run as a user without
-  // privileges is root-only. What we can check unprivileged: an invalid program is refused.
-  auto prog = SeccompProgram::Default();
-  REQUIRE(prog.ok());
+TEST_CASE("spawn: a resource limit the process may not raise is a reported stage failure") {
   SpawnOptions o = Probe({"ids"});
-  o.seccomp = &*prog;
-  o.no_new_privs = true;
-  o.rlimits = {{RLIMIT_NOFILE, 1u << 30, 1u << 30}};  // above the hard limit: EPERM or EINVAL
+  o.rlimits = {{RLIMIT_NOFILE, 1u << 30, 1u << 30}};  // above the kernel's nr_open: EPERM
   Error e = MustFail(o);
   CHECK(e.message() == "setting a resource limit (resource " + std::to_string(RLIMIT_NOFILE) + ")");
 }
@@ -339,6 +336,52 @@ TEST_CASE("spawn: rlimits are applied") {
   o.env = {"PATH=/bin:/usr/bin"};
   o.rlimits = {{RLIMIT_NOFILE, 77, 77}};
   CHECK(MustRun(o).out == "77\n");
+}
+
+TEST_CASE("spawn: a custom Docker-format profile is enforced with its errnoRet") {
+  auto prog = SeccompProgram::FromProfile(
+      R"({"defaultAction": "SCMP_ACT_ALLOW",
+          "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})",
+      "custom.json");
+  REQUIRE_MESSAGE(prog.ok(), prog.error().ToString());
+  SpawnOptions o = Probe({"unshare"});
+  o.no_new_privs = true;
+  o.seccomp = &*prog;
+  CHECK(MustRun(o).out == "13\n");
+}
+
+// ---- User namespaces ------------------------------------------------------------------------
+
+TEST_CASE("spawn: a new user namespace gets the parent-written id maps") {
+  SpawnOptions o = Probe({"ids"});
+  o.namespaces = CLONE_NEWUSER;
+  o.uid_map = {{0, getuid(), 1}};
+  o.gid_map = {{0, getgid(), 1}};
+  Captured c = MustRun(o);
+  CHECK(c.status.code == 0);
+  CHECK(c.out.rfind("0 0", 0) == 0);
+
+  SUBCASE("setgid to a gid the map does not contain") {
+    SpawnOptions bad = o;
+    bad.credentials = Credentials{0, 5, GroupsMode::kKeep, {}};
+    Error e = MustFail(bad);
+    CHECK(e.errno_value() == EINVAL);
+    CHECK(e.message() == "setting the group id to 5");
+    CHECK(e.hint() == "the id is not mapped in this user namespace");
+  }
+  SUBCASE("Set groups with setgroups denied in the new namespace: refused before cloning") {
+    SpawnOptions bad = o;
+    bad.credentials = Credentials{0, 0, GroupsMode::kSet, {0}};
+    Error e = MustFail(bad);
+    CHECK(e.message().find("setting supplementary groups [0] is not possible") == 0);
+    CHECK(e.hint() == "the new user namespace is created with setgroups denied");
+  }
+  SUBCASE("an impossible map is reported") {
+    SpawnOptions bad = o;
+    bad.uid_map = {{0, 4000000000u, 1}};
+    Error e = MustFail(bad);
+    CHECK(e.message().find("writing the user namespace id maps: writing /proc/") == 0);
+  }
 }
 
 // ---- Pid namespace and the reaper -----------------------------------------------------------

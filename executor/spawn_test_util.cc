@@ -8,7 +8,7 @@
 
 namespace slipway::executor::testing {
 
-std::string ProbePath() { return slipway::testing::Runfile("executor/probe"); }
+std::string ProbePath() { return slipway::testing::Runfile("executor/probe_bin"); }
 
 ProbeRoot::ProbeRoot() {
   slipway::testing::MakeDirs(root + "/bin");

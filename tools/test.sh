@@ -35,9 +35,9 @@ run() {  # run LABEL bazel-args...
 
 run default "${filters[@]}"
 if [ ${#filters[@]} -eq 0 ]; then
-  run asan --config=asan --build_tag_filters=-static --test_tag_filters=-static
+  run asan --config=asan --build_tag_filters=-no-asan --test_tag_filters=-no-asan
 else
-  run asan --config=asan --build_tag_filters=-static --test_tag_filters=-static,-no-sandbox
+  run asan --config=asan --build_tag_filters=-no-asan --test_tag_filters=-no-asan,-no-sandbox
 fi
 
 echo "$passed passed, $failed failed"
