@@ -342,6 +342,7 @@ class Reader {
   }
   bool Bytes(void* out, std::size_t n) {
     if (n > in_.size()) return ok_ = false;
+    if (n == 0) return true;  // `out` may be null then (an empty vector's data())
     std::memcpy(out, in_.data(), n);
     in_.remove_prefix(n);
     return true;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then `bazel test //...` (all tests, including the
-# no-sandbox ones that need real root) and the same under ASan+UBSan (--config=asan; fully static
-# targets are left out there, since ASan cannot link statically). Ends with "N passed, N failed".
+# no-sandbox ones that need real root) and the same under ASan+UBSan (--config=asan; targets tagged
+# no-asan -- fully static links, a replaced allocator -- are left out there). Ends with
+# "N passed, N failed".
 #   tools/test.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
