@@ -70,7 +70,7 @@ TEST_CASE("golden: every Dockerfile in testdata renders to its golden plan") {
   int compared = 0, kaniko = 0;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (!IsInput(e.path())) continue;
-    const std::string rel = fs::relative(e.path(), root).string();
+    const std::string rel = e.path().lexically_relative(root).string();
     CAPTURE(rel);
     const std::string got = Render(e.path());
     fs::path golden = e.path();

@@ -1,6 +1,7 @@
 #include "dockerfile/instructions.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -148,29 +149,6 @@ bool ValidStageName(const std::string& n) {
   for (char c : n) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
       return false;
-    }
-  }
-  return true;
-}
-
-// --chmod: octal (up to 4 digits) or symbolic ("u=rwX,go=rX", "+x").
-bool ValidChmod(const std::string& m) {
-  if (m.empty()) return false;
-  if (std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '7'; })) {
-    return m.size() <= 4;
-  }
-  std::size_t i = 0;
-  while (i < m.size()) {
-    while (i < m.size() && std::string("ugoa").find(m[i]) != std::string::npos) ++i;
-    if (i >= m.size() || std::string("+-=").find(m[i]) == std::string::npos) return false;
-    while (i < m.size() && std::string("+-=").find(m[i]) != std::string::npos) {
-      ++i;
-      while (i < m.size() && std::string("rwxXst").find(m[i]) != std::string::npos) ++i;
-    }
-    if (i < m.size()) {
-      if (m[i] != ',') return false;
-      ++i;
-      if (i == m.size()) return false;
     }
   }
   return true;
@@ -416,12 +394,16 @@ std::string Mount::ToString() const {
   if (!from.empty()) s += ",from=" + from;
   if (!id.empty()) s += ",id=" + id;
   if (type == "cache") s += ",sharing=" + sharing;
-  if (mode) s += ",mode=" + std::to_string(*mode);
+  if (mode) {
+    char octal[16];
+    std::snprintf(octal, sizeof(octal), "%04o", *mode);
+    s += ",mode=" + std::string(octal);
+  }
   if (uid) s += ",uid=" + std::to_string(*uid);
   if (gid) s += ",gid=" + std::to_string(*gid);
   if (size) s += ",size=" + std::to_string(*size);
   if (!env.empty()) s += ",env=" + env;
-  s += readonly ? ",ro" : ",rw";
+  if (type == "bind" || type == "cache" || type == "tmpfs") s += readonly ? ",ro" : ",rw";
   if (required) s += ",required";
   return s;
 }
@@ -536,10 +518,48 @@ Result<Mount> ParseMount(const std::string& value) {
     if (m.id.empty()) m.id = "default";
     if (m.target.empty()) m.target = "/run/buildkit/ssh_agent.0";
   }
-  if (!m.target.empty() && m.target[0] != '/' && m.target.find('$') == std::string::npos) {
-    // BuildKit resolves a relative target against the working directory; keep it as written.
+  return m;  // a relative target is resolved against the working directory when run
+}
+
+bool ValidChmod(const std::string& m) {
+  if (m.empty()) return false;
+  if (std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+    return m.size() <= 4;
   }
-  return m;
+  std::size_t i = 0;
+  while (i < m.size()) {
+    while (i < m.size() && std::string("ugoa").find(m[i]) != std::string::npos) ++i;
+    if (i >= m.size() || std::string("+-=").find(m[i]) == std::string::npos) return false;
+    while (i < m.size() && std::string("+-=").find(m[i]) != std::string::npos) {
+      ++i;
+      while (i < m.size() && std::string("rwxXst").find(m[i]) != std::string::npos) ++i;
+    }
+    if (i < m.size()) {
+      if (m[i] != ',') return false;
+      ++i;
+      if (i == m.size()) return false;
+    }
+  }
+  return true;
+}
+
+RunHeredoc ClassifyRunHeredoc(const Instruction& run) {
+  RunHeredoc r;
+  if (run.kind != Kind::kRun || run.heredocs.empty() || run.command.exec_form) return r;
+  const Heredoc& first = run.heredocs.front();
+  const std::string cmd = Trim(run.command.shell);
+  const bool alone = run.heredocs.size() == 1 && cmd.rfind("<<", 0) == 0 &&
+                     cmd.find_first_of(" \t") == std::string::npos;
+  if (alone) {
+    r.kind =
+        first.content.rfind("#!", 0) == 0 ? RunHeredocKind::kScript : RunHeredocKind::kShellBody;
+    r.text = first.content;
+    return r;
+  }
+  r.kind = RunHeredocKind::kShellText;
+  r.text = cmd;
+  for (const Heredoc& h : run.heredocs) r.text += "\n" + h.content + h.name;
+  return r;
 }
 
 Result<Instruction> ParseInstruction(const Node& node, char escape) {
@@ -634,7 +654,8 @@ Result<Instruction> ParseInstruction(const Node& node, char escape) {
     ins.kind = k == "user" ? Kind::kUser : k == "workdir" ? Kind::kWorkdir : Kind::kStopsignal;
     SLIPWAY_RETURN_IF_ERROR(no_flags());
     std::vector<std::string> w = words();
-    if (w.size() != 1) {
+    // WORKDIR takes the whole rest of the line (a path may contain blanks); the others one word.
+    if (w.empty() || (w.size() != 1 && k != "workdir")) {
       return SyntaxError(node.at,
                          std::string(KindName(ins.kind)) + " requires exactly one argument");
     }

@@ -130,6 +130,20 @@ struct Instruction {
 
 Result<Instruction> ParseInstruction(const Node& node, char escape);
 
+// How a RUN with heredocs runs (checklist 27):
+//   kScript      `RUN <<EOF` alone, body starting with "#!": written to a file and executed;
+//   kShellBody   `RUN <<EOF` alone, no shebang: the body is the shell-form command;
+//   kShellText   anything else: "cmd\n<body1>DELIM1\n..." goes to the shell as one string.
+enum class RunHeredocKind { kNone, kScript, kShellBody, kShellText };
+struct RunHeredoc {
+  RunHeredocKind kind = RunHeredocKind::kNone;
+  std::string text;
+};
+RunHeredoc ClassifyRunHeredoc(const Instruction& run);
+
+// A --chmod value: octal (up to 4 digits) or symbolic ("u=rwX,go=rX", "+x").
+bool ValidChmod(const std::string& mode);
+
 // Go-style duration ("1m30s", "500ms", "2h") in nanoseconds.
 Result<std::int64_t> ParseDuration(const std::string& text);
 

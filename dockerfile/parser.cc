@@ -90,7 +90,11 @@ Error SyntaxError(const Location& at, const std::string& message) {
   return Error(at.ToString() + ": " + message);  // no errno: the message says it all
 }
 
-std::string Warning::ToString() const { return at.ToString() + ": " + rule + ": " + message; }
+std::string Warning::ToString() const {
+  // A warning about the whole build (unused build args) has no line.
+  const std::string where = at.line > 0 ? at.ToString() : at.file;
+  return where + ": " + rule + ": " + message;
+}
 
 bool AllowsHeredoc(std::string_view keyword) {
   return keyword == "run" || keyword == "copy" || keyword == "add";

@@ -269,6 +269,10 @@ class Planner {
         SLIPWAY_ASSIGN_OR_RETURN(c.from, Expand(c.from, env, ins.at));
         SLIPWAY_ASSIGN_OR_RETURN(c.chown, Expand(c.chown, env, ins.at));
         SLIPWAY_ASSIGN_OR_RETURN(c.chmod, Expand(c.chmod, env, ins.at));
+        if (!c.chmod.empty() && !ValidChmod(c.chmod)) {
+          return SyntaxError(ins.at, "invalid --chmod value \"" + c.chmod +
+                                         "\": expected octal (0755) or symbolic (u=rwX,go=rX)");
+        }
         SLIPWAY_ASSIGN_OR_RETURN(c.checksum, Expand(c.checksum, env, ins.at));
         for (std::string& e : c.excludes) {
           SLIPWAY_ASSIGN_OR_RETURN(e, Expand(e, env, ins.at));

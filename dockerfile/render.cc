@@ -90,6 +90,13 @@ void RenderInstruction(std::ostringstream& o, const Stage& s, int idx, const Ins
       o << " " << Q(ins.value);
       break;
   }
+  if (ins.kind == Kind::kRun && !ins.heredocs.empty()) {
+    const RunHeredoc rh = ClassifyRunHeredoc(ins);
+    o << " runs-as="
+      << (rh.kind == RunHeredocKind::kScript      ? "script"
+          : rh.kind == RunHeredocKind::kShellBody ? "shell-body"
+                                                  : "shell-text");
+  }
   o << "\n";
   for (const Heredoc& h : ins.heredocs) {
     o << indent << "  heredoc " << Q(h.name) << (h.expand ? "" : " quoted")

@@ -331,6 +331,7 @@ class LexRun {
           return LexError(std::string("unsupported modifier (:") + m + ") in substitution");
         }
         SLIPWAY_ASSIGN_OR_RETURN(std::string word, Until("}", depth, &stopped, false));
+        if (!set && lex_.skip_unset_) return keep_raw(), Ok{};
         if (m == '-') {
           out += empty ? word : *v;
         } else if (m == '+') {
@@ -350,6 +351,7 @@ class LexRun {
       case '+':
       case '?': {
         SLIPWAY_ASSIGN_OR_RETURN(std::string word, Until("}", depth, &stopped, false));
+        if (!set && lex_.skip_unset_) return keep_raw(), Ok{};
         if (c == '-') {
           out += set ? *v : word;
         } else if (c == '+') {

@@ -1,0 +1,2 @@
+FROM alpine AS one
+FROM alpine AS ONE
