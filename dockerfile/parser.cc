@@ -80,6 +80,39 @@ std::string Unquote(std::string_view w, char escape) {
   return out;
 }
 
+// check=skip=<Rule1,Rule2|all>;error=<true|false>
+Result<void> ParseCheck(const std::string& value, const Location& at, Directives* d) {
+  std::size_t i = 0;
+  while (i <= value.size()) {
+    std::size_t semi = value.find(';', i);
+    std::string part(RTrim(LTrim(std::string_view(value).substr(
+        i, semi == std::string::npos ? std::string::npos : semi - i))));
+    i = semi == std::string::npos ? value.size() + 1 : semi + 1;
+    if (part.empty()) continue;
+    std::size_t eq = part.find('=');
+    std::string key = Lower(std::string_view(part).substr(0, eq));
+    std::string v = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (key == "skip") {
+      std::size_t j = 0;
+      while (j <= v.size()) {
+        std::size_t comma = v.find(',', j);
+        std::string rule(RTrim(LTrim(std::string_view(v).substr(
+            j, comma == std::string::npos ? std::string::npos : comma - j))));
+        if (!rule.empty()) d->check_skip.push_back(rule);
+        j = comma == std::string::npos ? v.size() + 1 : comma + 1;
+      }
+    } else if (key == "error") {
+      if (v != "true" && v != "false") {
+        return SyntaxError(at, "check directive: error must be true or false, not \"" + v + "\"");
+      }
+      d->check_error = v == "true";
+    } else {
+      return SyntaxError(at, "check directive: unknown option \"" + key + "\"");
+    }
+  }
+  return Ok{};
+}
+
 }  // namespace
 
 std::string Location::ToString() const {
@@ -205,9 +238,10 @@ Result<ParseResult> Parse(std::string_view text, const std::string& file) {
       }
       r.directives.escape = value[0];
     } else if (key == "syntax") {
-      r.directives.syntax = value;
+      r.directives.syntax = value.substr(0, value.find_first_of(" \t"));
     } else {
       r.directives.check = value;
+      SLIPWAY_RETURN_IF_ERROR(ParseCheck(value, at, &r.directives));
     }
   }
   const char escape = r.directives.escape;

@@ -53,8 +53,11 @@ struct Heredoc {
 
 struct Directives {
   char escape = '\\';
-  std::optional<std::string> syntax;
-  std::optional<std::string> check;
+  std::optional<std::string> syntax;  // the frontend image: the first word of the value
+  std::optional<std::string> check;   // as written
+  // The parsed check directive: "skip=RuleA,RuleB;error=true" ("all" skips every rule).
+  std::vector<std::string> check_skip;
+  bool check_error = false;
 };
 
 struct Node {

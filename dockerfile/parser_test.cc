@@ -125,8 +125,16 @@ TEST_CASE("parser: directives only at the top; unknown key ends them; duplicates
     CHECK(r.directives.escape == '\\');
   }
   SUBCASE("check directive") {
-    ParseResult r = MustParse("# check=skip=JSONArgsRecommended;error=true\nFROM a\n");
-    CHECK(r.directives.check == std::optional<std::string>("skip=JSONArgsRecommended;error=true"));
+    ParseResult r = MustParse("# check=skip=JSONArgsRecommended, StageNameCasing;error=true\nFROM a\n");
+    CHECK(r.directives.check ==
+          std::optional<std::string>("skip=JSONArgsRecommended, StageNameCasing;error=true"));
+    CHECK(r.directives.check_skip ==
+          std::vector<std::string>{"JSONArgsRecommended", "StageNameCasing"});
+    CHECK(r.directives.check_error);
+  }
+  SUBCASE("only the first word of syntax is the frontend image") {
+    ParseResult r = MustParse("# syntax=docker/dockerfile:1.7 extra words\nFROM a\n");
+    CHECK(r.directives.syntax == std::optional<std::string>("docker/dockerfile:1.7"));
   }
   SUBCASE("a shebang line is skipped") {
     ParseResult r = MustParse("#!/usr/bin/env docker\n# escape=`\nFROM a\n");
@@ -136,6 +144,10 @@ TEST_CASE("parser: directives only at the top; unknown key ends them; duplicates
         "Dockerfile:2:1: only one escape parser directive can be used");
   CHECK(ParseError("# syntax=a\n# SYNTAX=b\nFROM a\n") ==
         "Dockerfile:2:1: only one syntax parser directive can be used");
+  CHECK(ParseError("# check=error=maybe\nFROM a\n") ==
+        "Dockerfile:1:1: check directive: error must be true or false, not \"maybe\"");
+  CHECK(ParseError("# check=frob=1\nFROM a\n") ==
+        "Dockerfile:1:1: check directive: unknown option \"frob\"");
   CHECK(ParseError("# escape=x\nFROM a\n") ==
         "Dockerfile:1:1: invalid escape token 'x' does not match ^[\\\\`]$");
 }

@@ -89,6 +89,12 @@ class Planner {
   }
 
   Result<Plan> Run() {
+    // How many instructions each stage will hold, so each stage's vector is sized once.
+    has_preamble_ = parsed_.nodes.front().keyword != "from";
+    for (const Node& node : parsed_.nodes) {
+      if (node.keyword == "from" || stage_sizes_.empty()) stage_sizes_.push_back(0);
+      ++stage_sizes_.back();
+    }
     for (const Node& node : parsed_.nodes) {
       SLIPWAY_ASSIGN_OR_RETURN(Instruction ins, ParseInstruction(node, parsed_.directives.escape));
       if (ins.kind == Kind::kFrom) {
@@ -135,9 +141,13 @@ class Planner {
   }
 
   // What an instruction of the current stage sees: its ARGs, proxy build args, then ENV on top.
-  Env Visible() const {
+  // Rebuilt only after an ARG, ENV or FROM changed it.
+  const Env& Visible() {
+    if (!visible_dirty_) return visible_;
+    visible_dirty_ = false;
     const Stage& s = plan_.stages.back();
-    Env e;
+    Env& e = visible_;
+    e.clear();
     for (const auto& [k, v] : opts_.build_args) {
       if (IsProxyArg(k)) e[k] = v;
     }
@@ -194,8 +204,12 @@ class Planner {
     }
     ins.image = s.base;
     ins.platform = s.platform;
+    const std::size_t sized =
+        static_cast<std::size_t>(plan_.stages.size()) + (has_preamble_ ? 1 : 0);
+    if (sized < stage_sizes_.size()) s.instructions.reserve(stage_sizes_[sized]);
     s.instructions.push_back(std::move(ins));
     plan_.stages.push_back(std::move(s));
+    visible_dirty_ = true;
     return Ok{};
   }
 
@@ -225,7 +239,10 @@ class Planner {
   Result<void> InStage(Instruction ins) {
     Stage& s = plan_.stages.back();
     const int index = static_cast<int>(s.instructions.size());
-    const Env env = Visible();  // values from the start of the instruction
+    // Values from the start of the instruction: ARG and ENV change the stage's maps, not this
+    // view, which is rebuilt only when the next instruction asks for it.
+    const Env& env = Visible();
+    if (ins.kind == Kind::kArg || ins.kind == Kind::kEnv) visible_dirty_ = true;
     switch (ins.kind) {
       case Kind::kArg: {
         for (ArgDecl& a : ins.args) {
@@ -422,6 +439,10 @@ class Planner {
   Env automatic_;
   Env image_env_;
   std::set<std::string> declared_;
+  std::vector<std::size_t> stage_sizes_;  // nodes per FROM (after a preamble of global ARGs)
+  bool has_preamble_ = false;
+  Env visible_;
+  bool visible_dirty_ = true;
 };
 
 }  // namespace

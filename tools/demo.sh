@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/setup.sh
-bazel build //userdb:slipway-id >/dev/null 2>&1 || bazel build //userdb:slipway-id
+bazel build //userdb:slipway-id //dockerfile:dockerfile-plan >/dev/null 2>&1 ||
+  bazel build //userdb:slipway-id //dockerfile:dockerfile-plan
 cli=bazel-bin/userdb/slipway-id
 
 root=$(mktemp -d /tmp/slipway-demo-XXXXXX)
@@ -50,3 +51,20 @@ fi
 echo "a malformed line is skipped with a warning naming the file and line:"
 echo "garbage line" >> "$root/etc/passwd"
 "$cli" --root "$root" app 2>&1 >/dev/null | sed 's/^/  /'
+
+echo
+echo "The plan Slipway makes of a multi-stage Dockerfile (build arg VERSION=3.20, target release):"
+cat > "$root/Dockerfile" <<'DOCKERFILE'
+ARG VERSION=3.19
+FROM alpine:${VERSION} AS build
+ARG VERSION
+RUN --mount=type=cache,target=/root/.cache <<EOF
+echo building $VERSION
+EOF
+FROM scratch AS release
+COPY --from=build --chown=app:staff /out/ /app/
+USER app:staff
+FROM alpine AS unused
+DOCKERFILE
+bazel-bin/dockerfile/dockerfile-plan "$root/Dockerfile" --build-arg VERSION=3.20 --target release |
+  sed "s|$root/||; s/^/  /"
