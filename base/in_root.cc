@@ -1,5 +1,6 @@
 #include "base/in_root.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -164,6 +165,109 @@ Result<std::string> ReadRegularFileInRoot(int root_fd, std::string_view path, st
   }
   data.resize(have);
   return data;
+}
+
+namespace {
+
+Result<UniqueFd> MkdirAllInRootHops(int root_fd, std::string_view path, InRootMode mode, int hops) {
+  if (hops > kMaxSymlinks) return Error("too many levels of symbolic links", ELOOP);
+  auto opened = OpenInRoot(root_fd, path, O_PATH | O_DIRECTORY, mode);
+  if (opened.ok() || opened.error().errno_value() != ENOENT) return opened;
+  // Create the missing parent first, then this component, then open it again (in-root).
+  std::string p(path);
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  std::size_t slash = p.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  std::string leaf = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (leaf.empty() || leaf == "." || leaf == "..") return opened;
+  SLIPWAY_ASSIGN_OR_RETURN(UniqueFd parent_fd, MkdirAllInRootHops(root_fd, parent, mode, hops));
+  if (mkdirat(parent_fd.get(), leaf.c_str(), 0755) != 0) {
+    if (errno != EEXIST) return ErrnoError("creating directory " + p);
+    // A dangling symlink: create what it points to, resolved inside the root like any path.
+    UniqueFd link(openat(parent_fd.get(), leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (link.valid() && fstat(link.get(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      SLIPWAY_ASSIGN_OR_RETURN(std::string target, ReadLinkAt(link.get()));
+      std::string next = !target.empty() && target[0] == '/' ? target : parent + "/" + target;
+      return MkdirAllInRootHops(root_fd, next, mode, hops + 1);
+    }
+  }
+  return OpenInRoot(root_fd, path, O_PATH | O_DIRECTORY, mode);
+}
+
+}  // namespace
+
+Result<UniqueFd> MkdirAllInRoot(int root_fd, std::string_view path, InRootMode mode) {
+  return MkdirAllInRootHops(root_fd, path, mode, 0);
+}
+
+namespace {
+
+Result<void> RemoveChildren(int dir_fd, const std::function<bool(int, const std::string&)>* keep,
+                            int depth) {
+  if (depth > 4096) return Error("directory tree too deep to remove", ELOOP);
+  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("opening directory to remove its entries");
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return ErrnoError("listing directory");
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (keep && (*keep)(dir_fd, n)) continue;
+    names.push_back(std::move(n));
+  }
+  closedir(d);
+  for (const std::string& n : names) {
+    struct stat st;
+    if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoError("inspecting " + n);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub(openat(dir_fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub.valid()) return ErrnoError("opening " + n);
+      auto r = RemoveChildren(sub.get(), nullptr, depth + 1);
+      if (!r.ok()) return std::move(r.error().AddContext(n));
+      if (unlinkat(dir_fd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+        return ErrnoError("removing directory " + n);
+      }
+    } else if (unlinkat(dir_fd, n.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError("removing " + n);
+    }
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<void> RemoveAllAt(int dir_fd, const std::string& name) {
+  struct stat st;
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Ok{};
+    return ErrnoError("inspecting " + name);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError("removing " + name);
+    }
+    return Ok{};
+  }
+  UniqueFd sub(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return ErrnoError("opening " + name);
+  SLIPWAY_RETURN_IF_ERROR(RemoveChildren(sub.get(), nullptr, 0));
+  if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoError("removing directory " + name);
+  }
+  return Ok{};
+}
+
+Result<void> RemoveChildrenAt(int dir_fd,
+                              const std::function<bool(int, const std::string&)>& keep) {
+  return RemoveChildren(dir_fd, &keep, 0);
 }
 
 }  // namespace slipway

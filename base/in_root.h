@@ -13,6 +13,7 @@
 #define SLIPWAY_BASE_IN_ROOT_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,20 @@ Result<UniqueFd> OpenInRoot(int root_fd, std::string_view path, int flags,
 // A missing file gives an Error whose errno_value() is ENOENT.
 Result<std::string> ReadRegularFileInRoot(int root_fd, std::string_view path, std::size_t max_bytes,
                                           InRootMode mode = InRootMode::kAuto);
+
+// Opens directory `path` inside the root, creating missing components (mode 0755) on the way.
+// Existing components -- symlinks included -- are resolved inside the root. Returns an O_PATH fd
+// of the directory.
+Result<UniqueFd> MkdirAllInRoot(int root_fd, std::string_view path,
+                                InRootMode mode = InRootMode::kAuto);
+
+// Removes `name` inside directory `dir_fd`, recursively if it is a directory. Never follows a
+// symlink: a symlink is removed itself, and a directory's children are reached through fds of
+// the directory, not through path strings. ENOENT is not an error.
+Result<void> RemoveAllAt(int dir_fd, const std::string& name);
+
+// Removes every entry inside directory `dir_fd` for which `keep(dir_fd, name)` is false.
+Result<void> RemoveChildrenAt(int dir_fd, const std::function<bool(int, const std::string&)>& keep);
 
 }  // namespace slipway
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <string>
 
 #include "base/test_util.h"
@@ -131,6 +132,40 @@ TEST_CASE("in_root: ReadRegularFileInRoot refuses FIFOs, directories and oversiz
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.error().errno_value() == ENOENT);
   }
+}
+
+TEST_CASE("in_root: MkdirAllInRoot creates missing directories inside the root only") {
+  for (InRootMode mode : kModes) {
+    CAPTURE(static_cast<int>(mode));
+    Fixture f;
+    f.Link(f.tmp.Join("host"), "escape");  // an absolute symlink to a host directory
+    auto made = MkdirAllInRoot(f.root_fd.get(), "/escape/new/deeper", mode);
+    REQUIRE_MESSAGE(made.ok(), made.error().ToString());
+    CHECK(std::filesystem::is_directory(f.root + f.tmp.Join("host") + "/new/deeper"));
+    CHECK_FALSE(std::filesystem::exists(f.tmp.Join("host/new")));
+    CHECK(MkdirAllInRoot(f.root_fd.get(), "a/b", mode).ok());  // existing
+    auto file = MkdirAllInRoot(f.root_fd.get(), "/real/file/sub", mode);
+    REQUIRE_FALSE(file.ok());
+    CHECK(file.error().errno_value() == ENOTDIR);
+  }
+}
+
+TEST_CASE("in_root: RemoveAllAt never follows symlinks") {
+  Fixture f;
+  testing::WriteFile(f.tmp.Join("victim/keep"), "precious");
+  testing::MakeDirs(f.root + "/tree/sub");
+  testing::WriteFile(f.root + "/tree/sub/file", "x");
+  f.Link(f.tmp.Join("victim"), "tree/link");  // a symlink to a directory outside the root
+  REQUIRE(RemoveAllAt(f.root_fd.get(), "tree").ok());
+  CHECK_FALSE(std::filesystem::exists(f.root + "/tree"));
+  CHECK(testing::ReadFile(f.tmp.Join("victim/keep")) == "precious");
+  CHECK(RemoveAllAt(f.root_fd.get(), "missing").ok());
+  testing::WriteFile(f.root + "/dir/a", "1");
+  testing::WriteFile(f.root + "/dir/b", "2");
+  UniqueFd dir(open((f.root + "/dir").c_str(), O_RDONLY | O_DIRECTORY));
+  REQUIRE(RemoveChildrenAt(dir.get(), [](int, const std::string& n) { return n == "b"; }).ok());
+  CHECK_FALSE(std::filesystem::exists(f.root + "/dir/a"));
+  CHECK(std::filesystem::exists(f.root + "/dir/b"));
 }
 
 }  // namespace

@@ -1,0 +1,382 @@
+#include "snapshot/extract.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "base/in_root.h"
+#include "base/unique_fd.h"
+
+namespace slipway::snapshot {
+namespace {
+
+constexpr char kWhiteoutPrefix[] = ".wh.";
+constexpr char kOpaqueWhiteout[] = ".wh..wh..opq";
+
+struct ArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+bool XattrAllowed(const std::string& name) {
+  if (name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0) return false;
+  return name.rfind("user.", 0) == 0 || name == "security.capability";
+}
+
+std::string Parent(const std::string& p) {
+  std::size_t s = p.rfind('/');
+  return s == std::string::npos ? "." : p.substr(0, s);
+}
+
+std::string Base(const std::string& p) {
+  std::size_t s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+class Extractor {
+ public:
+  Extractor(int root_fd, const std::string& layer, const ExtractOptions& opts)
+      : root_fd_(root_fd), layer_(layer), opts_(opts) {}
+
+  Result<ExtractStats> Run(int layer_fd) {
+    std::unique_ptr<archive, ArchiveDeleter> a(archive_read_new());
+    if (!a) return Error(layer_ + ": cannot create an archive reader", ENOMEM);
+    archive_read_support_filter_all(a.get());
+    archive_read_support_format_tar(a.get());
+    archive_read_support_format_empty(a.get());
+    if (archive_read_open_fd(a.get(), layer_fd, 64 * 1024) != ARCHIVE_OK) {
+      return Error(layer_ + ": " + archive_error_string(a.get()), archive_errno(a.get()));
+    }
+    archive_entry* entry = nullptr;
+    for (;;) {
+      int r = archive_read_next_header(a.get(), &entry);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) {
+        return Error(layer_ + ": reading the layer: " + Str(archive_error_string(a.get())),
+                     archive_errno(a.get()) > 0 ? archive_errno(a.get()) : EINVAL);
+      }
+      if (++stats_.entries > opts_.max_entries) {
+        return Error(layer_ + ": more than " + std::to_string(opts_.max_entries) +
+                         " entries; refusing to go on",
+                     E2BIG);
+      }
+      const std::string raw = Str(archive_entry_pathname(entry));
+      auto done = Entry(a.get(), entry, raw);
+      if (!done.ok()) return std::move(done.error().AddContext(layer_ + ": entry \"" + raw + "\""));
+      SLIPWAY_RETURN_IF_ERROR(CheckRatio(a.get()));
+    }
+    SLIPWAY_RETURN_IF_ERROR(FinishDirectories());
+    return std::move(stats_);
+  }
+
+ private:
+  static std::string Str(const char* s) { return s ? s : ""; }
+
+  Result<void> CheckRatio(archive* a) {
+    const std::int64_t in = archive_filter_bytes(a, -1);
+    const std::int64_t out = archive_filter_bytes(a, 0);
+    if (out > static_cast<std::int64_t>(opts_.max_ratio_floor) && in > 0 &&
+        static_cast<double>(out) / static_cast<double>(in) > opts_.max_ratio) {
+      return Error(layer_ + ": decompresses to more than " +
+                       std::to_string(static_cast<long>(opts_.max_ratio)) +
+                       " times its size; refusing a likely decompression bomb",
+                   EFBIG);
+    }
+    return Ok{};
+  }
+
+  Result<void> Entry(archive* a, archive_entry* e, const std::string& raw) {
+    SLIPWAY_ASSIGN_OR_RETURN(std::string name, CleanEntryName(raw));
+    if (static_cast<std::size_t>(std::count(name.begin(), name.end(), '/')) >= opts_.max_depth) {
+      return Error("more than " + std::to_string(opts_.max_depth) + " path components",
+                   ENAMETOOLONG);
+    }
+    const mode_t type = archive_entry_filetype(e);
+    const bool is_hardlink = archive_entry_hardlink(e) != nullptr;
+    if (name == ".") {
+      if (type != AE_IFDIR || is_hardlink) return Error("cannot replace the root directory", EPERM);
+      return Ok{};  // the root itself: its metadata belongs to the builder
+    }
+    const std::string base = Base(name);
+    const std::string parent = Parent(name);
+    if (base.rfind(kWhiteoutPrefix, 0) == 0) return Whiteout(parent, base);
+
+    SLIPWAY_ASSIGN_OR_RETURN(UniqueFd dir, MkdirAllInRoot(root_fd_, parent));
+    if (!seen_.insert(name).second) {
+      stats_.warnings.push_back("entry \"" + name + "\" appears twice in the layer; the last wins");
+    }
+    if (is_hardlink) return Hardlink(dir.get(), base, Str(archive_entry_hardlink(e)));
+
+    // Make room: an existing entry is replaced unless both are directories.
+    struct stat old;
+    const bool exists = fstatat(dir.get(), base.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0;
+    const bool keep_dir = exists && S_ISDIR(old.st_mode) && type == AE_IFDIR;
+    if (exists && !keep_dir) SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dir.get(), base));
+    auto record = [&]() { Record(dir.get(), base); };
+    const uid_t uid = static_cast<uid_t>(archive_entry_uid(e));
+    const gid_t gid = static_cast<gid_t>(archive_entry_gid(e));
+    const mode_t perm = archive_entry_perm(e) & 07777;
+    switch (type) {
+      case AE_IFDIR: {
+        if (!keep_dir && mkdirat(dir.get(), base.c_str(), 0700) != 0) {
+          return ErrnoError("creating the directory");
+        }
+        record();
+        UniqueFd fd(
+            openat(dir.get(), base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd.valid()) return ErrnoError("opening the directory");
+        SLIPWAY_RETURN_IF_ERROR(Attributes(fd.get(), e, uid, gid, perm));
+        dir_times_[name] = Times(e);
+        return Ok{};
+      }
+      case AE_IFREG: {
+        UniqueFd fd(openat(dir.get(), base.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd.valid()) return ErrnoError("creating the file");
+        record();
+        SLIPWAY_RETURN_IF_ERROR(Data(a, fd.get()));
+        SLIPWAY_RETURN_IF_ERROR(Attributes(fd.get(), e, uid, gid, perm));
+        const timespec t[2] = {Times(e), Times(e)};
+        if (futimens(fd.get(), t) != 0) return ErrnoError("setting times");
+        return Ok{};
+      }
+      case AE_IFLNK: {
+        // The target is stored verbatim: containment comes from resolving later entries in-root.
+        const std::string target = Str(archive_entry_symlink(e));
+        if (symlinkat(target.c_str(), dir.get(), base.c_str()) != 0) {
+          return ErrnoError("creating the symlink");
+        }
+        record();
+        if (opts_.preserve_ownership &&
+            fchownat(dir.get(), base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+          return ErrnoError("setting the owner of the symlink to " + std::to_string(uid) + ":" +
+                            std::to_string(gid));
+        }
+        const timespec t[2] = {Times(e), Times(e)};
+        utimensat(dir.get(), base.c_str(), t, AT_SYMLINK_NOFOLLOW);
+        return Ok{};
+      }
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO: {
+        if (!opts_.allow_devices) {
+          ++stats_.skipped_special;
+          stats_.warnings.push_back("entry \"" + name +
+                                    "\": device or FIFO not created (not allowed here)");
+          return Ok{};
+        }
+        const dev_t dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+        const mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
+        if (mknodat(dir.get(), base.c_str(), kind | 0600, type == AE_IFIFO ? 0 : dev) != 0) {
+          return ErrnoError("creating the device node");
+        }
+        record();
+        if (opts_.preserve_ownership &&
+            fchownat(dir.get(), base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+          return ErrnoError("setting the owner");
+        }
+        if (fchmodat(dir.get(), base.c_str(), perm, 0) != 0) return ErrnoError("setting the mode");
+        return Ok{};
+      }
+      default:
+        return Error("unsupported entry type " + std::to_string(type), EINVAL);
+    }
+  }
+
+  static timespec Times(archive_entry* e) {
+    timespec t{};
+    t.tv_sec = archive_entry_mtime(e);
+    t.tv_nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    return t;
+  }
+
+  Result<void> Data(archive* a, int fd) {
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    la_int64_t written = 0;
+    for (;;) {
+      int r = archive_read_data_block(a, &buf, &size, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) {
+        return Error("reading data: " + Str(archive_error_string(a)), EIO);
+      }
+      if (offset != written) {
+        // A sparse hole: leave it unwritten (the file is extended by ftruncate below).
+        if (offset < written) return Error("sparse map goes backwards", EINVAL);
+        written = offset;
+      }
+      stats_.bytes += size;
+      if (stats_.bytes > opts_.max_bytes) {
+        return Error("the layer writes more than " + std::to_string(opts_.max_bytes) + " bytes",
+                     EFBIG);
+      }
+      const char* p = static_cast<const char*>(buf);
+      size_t left = size;
+      while (left > 0) {
+        ssize_t n = pwrite(fd, p, left, written);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return ErrnoError("writing data");
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+        written += n;
+      }
+    }
+    if (ftruncate(fd, written) != 0) return ErrnoError("sizing the file");
+    return Ok{};
+  }
+
+  // Owner, then mode (chown clears set-id bits), then xattrs (capabilities after chown too).
+  Result<void> Attributes(int fd, archive_entry* e, uid_t uid, gid_t gid, mode_t perm) {
+    if (opts_.preserve_ownership && fchown(fd, uid, gid) != 0) {
+      return ErrnoError("setting the owner to " + std::to_string(uid) + ":" + std::to_string(gid));
+    }
+    if (fchmod(fd, perm) != 0) return ErrnoError("setting the mode");
+    archive_entry_xattr_reset(e);
+    std::set<std::string> done;  // a PAX header may carry the same xattr in two spellings
+    const char* xname;
+    const void* value;
+    size_t size;
+    while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+      const std::string n = Str(xname);
+      if (!done.insert(n).second) continue;
+      if (!XattrAllowed(n)) {
+        stats_.warnings.push_back("xattr " + n + " not restored");
+        continue;
+      }
+      if (fsetxattr(fd, n.c_str(), value, size, 0) != 0) {
+        if (errno == ENOTSUP || errno == EPERM) {
+          stats_.warnings.push_back("xattr " + n + " not restored: " + std::strerror(errno));
+          continue;
+        }
+        return ErrnoError("setting xattr " + n);
+      }
+    }
+    return Ok{};
+  }
+
+  Result<void> Hardlink(int dir, const std::string& base, const std::string& raw_target) {
+    SLIPWAY_ASSIGN_OR_RETURN(std::string target, CleanEntryName(raw_target));
+    if (target == ".") return Error("a hardlink to the root directory", EPERM);
+    auto tdir = OpenInRoot(root_fd_, Parent(target), O_PATH | O_DIRECTORY);
+    if (!tdir.ok()) {
+      return Error("hardlink target \"" + raw_target + "\" does not exist in the root",
+                   tdir.error().errno_value());
+    }
+    struct stat st;
+    const std::string tbase = Base(target);
+    if (fstatat(tdir->get(), tbase.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError("hardlink target \"" + raw_target + "\" does not exist in the root");
+    }
+    if (S_ISDIR(st.st_mode)) {
+      return Error("hardlink target \"" + raw_target + "\" is a directory", EPERM);
+    }
+    SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dir, base));
+    if (linkat(tdir->get(), tbase.c_str(), dir, base.c_str(), 0) != 0) {
+      return ErrnoError("creating the hardlink to \"" + raw_target + "\"");
+    }
+    Record(dir, base);
+    return Ok{};
+  }
+
+  // Remembers an entry this layer created, by identity: an opaque whiteout reached through a
+  // symlinked path must still recognise it.
+  void Record(int dir, const std::string& base) {
+    struct stat st;
+    if (fstatat(dir, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      created_.insert({st.st_dev, st.st_ino});
+    }
+  }
+
+  Result<void> Whiteout(const std::string& parent, const std::string& base) {
+    ++stats_.whiteouts;
+    const bool opaque = base == kOpaqueWhiteout;
+    const std::string victim = base.substr(sizeof(kWhiteoutPrefix) - 1);
+    if (!opaque && (victim.empty() || victim == "." || victim == ".." ||
+                    victim.find('/') != std::string::npos)) {
+      return Error("invalid whiteout name \"" + base + "\"", EINVAL);
+    }
+    auto dir = OpenInRoot(root_fd_, parent, O_PATH | O_DIRECTORY);
+    if (!dir.ok()) {
+      if (dir.error().errno_value() == ENOENT) return Ok{};  // nothing below to hide
+      return std::move(dir).error();
+    }
+    if (opaque) {
+      // Hide every lower child; keep what this layer already put there.
+      UniqueFd rd(openat(dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!rd.valid()) return ErrnoError("opening the directory of an opaque whiteout");
+      return RemoveChildrenAt(rd.get(), [&](int at, const std::string& child) {
+        struct stat st;
+        return fstatat(at, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               created_.count({st.st_dev, st.st_ino}) > 0;
+      });
+    }
+    UniqueFd rd(openat(dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!rd.valid()) return ErrnoError("opening the directory of a whiteout");
+    return RemoveAllAt(rd.get(), victim);
+  }
+
+  // Directory times last, deepest first, so creating children does not disturb them.
+  Result<void> FinishDirectories() {
+    for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
+      auto fd = OpenInRoot(root_fd_, it->first, O_RDONLY | O_DIRECTORY);
+      if (!fd.ok()) continue;  // removed by a later whiteout
+      const timespec t[2] = {it->second, it->second};
+      futimens(fd->get(), t);
+    }
+    return Ok{};
+  }
+
+  int root_fd_;
+  std::string layer_;
+  const ExtractOptions& opts_;
+  ExtractStats stats_;
+  std::set<std::string> seen_;
+  std::set<std::pair<dev_t, ino_t>> created_;
+  std::map<std::string, timespec> dir_times_;
+};
+
+}  // namespace
+
+Result<std::string> CleanEntryName(const std::string& name) {
+  if (name.empty()) return Error("empty entry name", EINVAL);
+  if (name.size() > PATH_MAX) return Error("entry name longer than PATH_MAX", ENAMETOOLONG);
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i <= name.size()) {
+    std::size_t j = name.find('/', i);
+    if (j == std::string::npos) j = name.size();
+    std::string seg = name.substr(i, j - i);
+    i = j + 1;
+    if (seg.empty() || seg == ".") continue;
+    if (seg == "..") {
+      if (parts.empty()) return Error("\"" + name + "\" leaves the root", EPERM);
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(std::move(seg));
+  }
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out.empty() ? std::string(".") : out;
+}
+
+Result<ExtractStats> ExtractLayer(int root_fd, int layer_fd, const std::string& layer_name,
+                                  const ExtractOptions& options) {
+  Extractor x(root_fd, layer_name, options);
+  return x.Run(layer_fd);
+}
+
+}  // namespace slipway::snapshot
