@@ -1,0 +1,51 @@
+#include "image/digest.h"
+
+#include <openssl/evp.h>
+
+namespace slipway::image {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() = default;
+
+void Sha256::Update(const void* data, std::size_t size) {
+  EVP_DigestUpdate(impl_->ctx, data, size);
+}
+
+std::string Sha256::Hex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, md, &len);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+std::string Sha256::Digest() { return "sha256:" + Hex(); }
+
+std::string Sha256Digest(std::string_view data) {
+  Sha256 h;
+  h.Update(data);
+  return h.Digest();
+}
+
+bool IsSha256Digest(std::string_view d) {
+  if (d.size() != 71 || d.substr(0, 7) != "sha256:") return false;
+  for (char c : d.substr(7)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace slipway::image
