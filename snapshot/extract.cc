@@ -96,6 +96,7 @@ class Extractor {
   }
 
   Result<void> Entry(archive* a, archive_entry* e, const std::string& raw) {
+    retired_fd_.Reset();
     SLIPWAY_ASSIGN_OR_RETURN(std::string name, CleanEntryName(raw));
     if (static_cast<std::size_t>(std::count(name.begin(), name.end(), '/')) >= opts_.max_depth) {
       return Error("more than " + std::to_string(opts_.max_depth) + " path components",
@@ -111,31 +112,44 @@ class Extractor {
     const std::string parent = Parent(name);
     if (base.rfind(kWhiteoutPrefix, 0) == 0) return Whiteout(parent, base);
 
-    SLIPWAY_ASSIGN_OR_RETURN(UniqueFd dir, MkdirAllInRoot(root_fd_, parent));
+    SLIPWAY_ASSIGN_OR_RETURN(const int dir_fd, ParentFd(parent));
+    struct DirRef {
+      int fd;
+      int get() const { return fd; }
+    } dir{dir_fd};
     if (!seen_.insert(name).second) {
       stats_.warnings.push_back("entry \"" + name + "\" appears twice in the layer; the last wins");
     }
     if (is_hardlink) return Hardlink(dir.get(), base, Str(archive_entry_hardlink(e)));
+    const uid_t uid = static_cast<uid_t>(archive_entry_uid(e));
+    const gid_t gid = static_cast<gid_t>(archive_entry_gid(e));
+    const mode_t perm = archive_entry_perm(e) & 07777;
+
+    // The common case first: a new regular file (one syscall fewer than looking first).
+    if (type == AE_IFREG) {
+      UniqueFd fd(openat(dir.get(), base.c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (fd.valid()) return RegularFile(a, e, fd.get(), uid, gid, perm);
+      if (errno != EEXIST) return ErrnoError("creating the file");
+    }
 
     // Make room: an existing entry is replaced unless both are directories.
     struct stat old;
     const bool exists = fstatat(dir.get(), base.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0;
     const bool keep_dir = exists && S_ISDIR(old.st_mode) && type == AE_IFDIR;
-    if (exists && !keep_dir) SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dir.get(), base));
-    auto record = [&]() { Record(dir.get(), base); };
-    const uid_t uid = static_cast<uid_t>(archive_entry_uid(e));
-    const gid_t gid = static_cast<gid_t>(archive_entry_gid(e));
-    const mode_t perm = archive_entry_perm(e) & 07777;
+    if (exists && !keep_dir) {
+      InvalidateParent();  // the removed entry may be (an ancestor of) the cached directory
+      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dir.get(), base));
+    }
     switch (type) {
       case AE_IFDIR: {
         if (!keep_dir && mkdirat(dir.get(), base.c_str(), 0700) != 0) {
           return ErrnoError("creating the directory");
         }
-        record();
         UniqueFd fd(
             openat(dir.get(), base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd.valid()) return ErrnoError("opening the directory");
-        SLIPWAY_RETURN_IF_ERROR(Attributes(fd.get(), e, uid, gid, perm));
+        SLIPWAY_RETURN_IF_ERROR(Attributes(fd.get(), e, uid, gid, perm, !keep_dir));
         dir_times_[name] = Times(e);
         return Ok{};
       }
@@ -143,20 +157,15 @@ class Extractor {
         UniqueFd fd(openat(dir.get(), base.c_str(),
                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!fd.valid()) return ErrnoError("creating the file");
-        record();
-        SLIPWAY_RETURN_IF_ERROR(Data(a, fd.get()));
-        SLIPWAY_RETURN_IF_ERROR(Attributes(fd.get(), e, uid, gid, perm));
-        const timespec t[2] = {Times(e), Times(e)};
-        if (futimens(fd.get(), t) != 0) return ErrnoError("setting times");
-        return Ok{};
+        return RegularFile(a, e, fd.get(), uid, gid, perm);
       }
       case AE_IFLNK: {
         // The target is stored verbatim: containment comes from resolving later entries in-root.
+        InvalidateParent();  // later paths through this name now resolve through the link
         const std::string target = Str(archive_entry_symlink(e));
         if (symlinkat(target.c_str(), dir.get(), base.c_str()) != 0) {
           return ErrnoError("creating the symlink");
         }
-        record();
         if (opts_.preserve_ownership &&
             fchownat(dir.get(), base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
           return ErrnoError("setting the owner of the symlink to " + std::to_string(uid) + ":" +
@@ -180,7 +189,6 @@ class Extractor {
         if (mknodat(dir.get(), base.c_str(), kind | 0600, type == AE_IFIFO ? 0 : dev) != 0) {
           return ErrnoError("creating the device node");
         }
-        record();
         if (opts_.preserve_ownership &&
             fchownat(dir.get(), base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
           return ErrnoError("setting the owner");
@@ -239,8 +247,11 @@ class Extractor {
   }
 
   // Owner, then mode (chown clears set-id bits), then xattrs (capabilities after chown too).
-  Result<void> Attributes(int fd, archive_entry* e, uid_t uid, gid_t gid, mode_t perm) {
-    if (opts_.preserve_ownership && fchown(fd, uid, gid) != 0) {
+  Result<void> Attributes(int fd, archive_entry* e, uid_t uid, gid_t gid, mode_t perm,
+                          bool fresh = true) {
+    // Created just now, an entry already belongs to euid:egid; chown only to change that.
+    const bool owned = fresh && uid == euid_ && gid == egid_;
+    if (opts_.preserve_ownership && !owned && fchown(fd, uid, gid) != 0) {
       return ErrnoError("setting the owner to " + std::to_string(uid) + ":" + std::to_string(gid));
     }
     if (fchmod(fd, perm) != 0) return ErrnoError("setting the mode");
@@ -267,6 +278,21 @@ class Extractor {
     return Ok{};
   }
 
+  // The directory fd of `parent`, resolved in-root and created if missing. Consecutive entries of
+  // one directory share it; anything that could change what `parent` resolves to drops it.
+  Result<int> ParentFd(const std::string& parent) {
+    if (!parent_fd_.valid() || parent != parent_path_) {
+      SLIPWAY_ASSIGN_OR_RETURN(parent_fd_, MkdirAllInRoot(root_fd_, parent));
+      parent_path_ = parent;
+    }
+    return parent_fd_.get();
+  }
+  // The current entry may still be using the fd: park it until the next entry starts.
+  void InvalidateParent() {
+    if (parent_fd_.valid()) retired_fd_ = std::move(parent_fd_);
+    parent_path_.clear();
+  }
+
   Result<void> Hardlink(int dir, const std::string& base, const std::string& raw_target) {
     SLIPWAY_ASSIGN_OR_RETURN(std::string target, CleanEntryName(raw_target));
     if (target == ".") return Error("a hardlink to the root directory", EPERM);
@@ -287,21 +313,45 @@ class Extractor {
     if (linkat(tdir->get(), tbase.c_str(), dir, base.c_str(), 0) != 0) {
       return ErrnoError("creating the hardlink to \"" + raw_target + "\"");
     }
-    Record(dir, base);
     return Ok{};
   }
 
-  // Remembers an entry this layer created, by identity: an opaque whiteout reached through a
-  // symlinked path must still recognise it.
-  void Record(int dir, const std::string& base) {
-    struct stat st;
-    if (fstatat(dir, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      created_.insert({st.st_dev, st.st_ino});
+  Result<void> RegularFile(archive* a, archive_entry* e, int fd, uid_t uid, gid_t gid,
+                           mode_t perm) {
+    SLIPWAY_RETURN_IF_ERROR(Data(a, fd));
+    SLIPWAY_RETURN_IF_ERROR(Attributes(fd, e, uid, gid, perm));
+    const timespec t[2] = {Times(e), Times(e)};
+    if (futimens(fd, t) != 0) return ErrnoError("setting times");
+    return Ok{};
+  }
+
+  // The names this layer put into directory `dir` (identified by inode, so that an opaque
+  // whiteout reached through a symlinked path still recognises them).
+  std::set<std::string> OwnChildren(int dir) {
+    std::set<std::string> names;
+    struct stat target;
+    if (fstat(dir, &target) != 0) return names;
+    std::map<std::string, bool> same;  // parent path -> resolves to `dir`
+    for (const std::string& p : seen_) {
+      const std::string parent = Parent(p);
+      auto it = same.find(parent);
+      if (it == same.end()) {
+        bool match = false;
+        auto fd = OpenInRoot(root_fd_, parent, O_PATH | O_DIRECTORY);
+        struct stat st;
+        if (fd.ok() && fstat(fd->get(), &st) == 0) {
+          match = st.st_dev == target.st_dev && st.st_ino == target.st_ino;
+        }
+        it = same.emplace(parent, match).first;
+      }
+      if (it->second) names.insert(Base(p));
     }
+    return names;
   }
 
   Result<void> Whiteout(const std::string& parent, const std::string& base) {
     ++stats_.whiteouts;
+    InvalidateParent();
     const bool opaque = base == kOpaqueWhiteout;
     const std::string victim = base.substr(sizeof(kWhiteoutPrefix) - 1);
     if (!opaque && (victim.empty() || victim == "." || victim == ".." ||
@@ -317,11 +367,9 @@ class Extractor {
       // Hide every lower child; keep what this layer already put there.
       UniqueFd rd(openat(dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!rd.valid()) return ErrnoError("opening the directory of an opaque whiteout");
-      return RemoveChildrenAt(rd.get(), [&](int at, const std::string& child) {
-        struct stat st;
-        return fstatat(at, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-               created_.count({st.st_dev, st.st_ino}) > 0;
-      });
+      const std::set<std::string> own = OwnChildren(rd.get());
+      return RemoveChildrenAt(rd.get(),
+                              [&](int, const std::string& child) { return own.count(child) > 0; });
     }
     UniqueFd rd(openat(dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!rd.valid()) return ErrnoError("opening the directory of a whiteout");
@@ -344,7 +392,11 @@ class Extractor {
   const ExtractOptions& opts_;
   ExtractStats stats_;
   std::set<std::string> seen_;
-  std::set<std::pair<dev_t, ino_t>> created_;
+  const uid_t euid_ = geteuid();
+  const gid_t egid_ = getegid();
+  UniqueFd parent_fd_;
+  UniqueFd retired_fd_;
+  std::string parent_path_;
   std::map<std::string, timespec> dir_times_;
 };
 

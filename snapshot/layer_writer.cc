@@ -13,8 +13,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <future>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "base/in_root.h"
 #include "base/unique_fd.h"
@@ -51,6 +54,102 @@ std::string TarName(const LayerEntry& e) {
   return e.path;
 }
 
+// gzip in independent blocks on several threads. Each block is raw deflate ending in a sync
+// flush (byte-aligned, not final); the last one ends the stream. Concatenated behind one gzip
+// header and followed by the combined CRC-32 and size, they form one ordinary gzip member.
+class ParallelGzip {
+ public:
+  static constexpr std::size_t kBlock = 1 << 20;
+  struct Done {
+    std::string bytes;
+    uLong crc = 0;
+    std::size_t in = 0;
+    bool ok = true;
+  };
+
+  ParallelGzip(int level, int threads) : level_(level), threads_(std::max(1, threads)) {
+    block_.reserve(kBlock);
+  }
+
+  // Header: magic, deflate, no flags, mtime 0, no extra flags, OS unix.
+  static std::string Header() {
+    return std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 10);
+  }
+
+  template <typename Emit>
+  Result<void> Write(const char* data, std::size_t n, Emit&& emit) {
+    while (n > 0) {
+      std::size_t take = std::min(n, kBlock - block_.size());
+      block_.append(data, take);
+      data += take;
+      n -= take;
+      if (block_.size() == kBlock) SLIPWAY_RETURN_IF_ERROR(Submit(false, emit));
+    }
+    return Ok{};
+  }
+
+  template <typename Emit>
+  Result<void> Finish(Emit&& emit) {
+    SLIPWAY_RETURN_IF_ERROR(Submit(true, emit));
+    while (!pending_.empty()) SLIPWAY_RETURN_IF_ERROR(Drain(emit));
+    unsigned char trailer[8];
+    for (int i = 0; i < 4; ++i) trailer[i] = static_cast<unsigned char>(crc_ >> (8 * i));
+    for (int i = 0; i < 4; ++i) trailer[4 + i] = static_cast<unsigned char>(total_ >> (8 * i));
+    return emit(trailer, sizeof(trailer));
+  }
+
+ private:
+  static Done Compress(std::string in, int level, bool last) {
+    Done d;
+    d.in = in.size();
+    d.crc = crc32(0L, reinterpret_cast<const Bytef*>(in.data()), static_cast<uInt>(in.size()));
+    z_stream z{};
+    if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      d.ok = false;
+      return d;
+    }
+    d.bytes.resize(deflateBound(&z, in.size()) + 64);
+    z.next_in = reinterpret_cast<Bytef*>(in.data());
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(d.bytes.data());
+    z.avail_out = static_cast<uInt>(d.bytes.size());
+    int r = deflate(&z, last ? Z_FINISH : Z_SYNC_FLUSH);
+    d.ok = last ? r == Z_STREAM_END : r == Z_OK;
+    d.bytes.resize(d.bytes.size() - z.avail_out);
+    deflateEnd(&z);
+    return d;
+  }
+
+  template <typename Emit>
+  Result<void> Submit(bool last, Emit&& emit) {
+    pending_.push_back(std::async(std::launch::async, Compress, std::move(block_), level_, last));
+    block_ = std::string();
+    block_.reserve(kBlock);
+    // At most two blocks per thread in flight: memory stays bounded.
+    while (pending_.size() >= static_cast<std::size_t>(2 * threads_)) {
+      SLIPWAY_RETURN_IF_ERROR(Drain(emit));
+    }
+    return Ok{};
+  }
+
+  template <typename Emit>
+  Result<void> Drain(Emit&& emit) {
+    Done d = pending_.front().get();
+    pending_.pop_front();
+    if (!d.ok) return Error("gzip compression failed", EIO);
+    crc_ = crc32_combine(crc_, d.crc, static_cast<z_off_t>(d.in));
+    total_ += d.in;
+    return emit(d.bytes.data(), d.bytes.size());
+  }
+
+  int level_;
+  int threads_;
+  std::string block_;
+  std::deque<std::future<Done>> pending_;
+  uLong crc_ = 0;
+  std::uint64_t total_ = 0;
+};
+
 // Compressor + digests: tar bytes in, (digest of tar, digest of output, output to fd).
 class Sink {
  public:
@@ -61,6 +160,13 @@ class Sink {
   }
 
   Result<void> Start() {
+    const int threads =
+        opts_.threads > 0 ? opts_.threads : static_cast<int>(std::thread::hardware_concurrency());
+    if (opts_.compression == Compression::kGzip && threads > 1) {
+      pgz_ = std::make_unique<ParallelGzip>(opts_.level, threads);
+      const std::string header = ParallelGzip::Header();
+      return Emit(header.data(), header.size());
+    }
     if (opts_.compression == Compression::kGzip) {
       std::memset(&gz_, 0, sizeof(gz_));
       // windowBits 15+16: a gzip wrapper; zlib writes mtime 0, no name, OS unix: deterministic.
@@ -108,6 +214,12 @@ class Sink {
   }
 
   Result<void> Compress(const void* data, std::size_t n, bool finish) {
+    if (pgz_) {
+      auto emit = [this](const void* d, std::size_t k) { return Emit(d, k); };
+      SLIPWAY_RETURN_IF_ERROR(pgz_->Write(static_cast<const char*>(data), n, emit));
+      if (finish) return pgz_->Finish(emit);
+      return Ok{};
+    }
     unsigned char out[1 << 16];
     if (opts_.compression == Compression::kNone) {
       if (n) return Emit(data, n);
@@ -142,6 +254,7 @@ class Sink {
   z_stream gz_{};
   bool gz_started_ = false;
   ZSTD_CStream* zs_ = nullptr;
+  std::unique_ptr<ParallelGzip> pgz_;
   image::Sha256 tar_hash_, out_hash_;
   std::uint64_t written_ = 0, uncompressed_ = 0;
 

@@ -37,6 +37,9 @@ enum class Compression { kNone, kGzip, kZstd };
 struct LayerOptions {
   Compression compression = Compression::kGzip;
   int level = 6;  // gzip 1..9, zstd 1..19
+  // Compression threads; 0: one per core. gzip is compressed in independent 1 MiB blocks (as
+  // pigz does), so the output is the same whatever the thread count.
+  int threads = 0;
   std::optional<std::int64_t> clamp_mtime;
 };
 

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,26 +21,6 @@ std::string Join(const std::string& dir, const std::string& name) {
 std::string Parent(const std::string& p) {
   std::size_t s = p.rfind('/');
   return s == std::string::npos ? "" : p.substr(0, s);
-}
-
-std::string XattrSignature(int dir, const std::string& name) {
-  const std::string path = "/proc/self/fd/" + std::to_string(dir) + "/" + name;
-  char names[8192];
-  ssize_t n = llistxattr(path.c_str(), names, sizeof(names));
-  if (n <= 0) return "";
-  std::vector<std::string> out;
-  for (ssize_t i = 0; i < n;) {
-    std::string xn(names + i);
-    i += static_cast<ssize_t>(xn.size()) + 1;
-    if (xn.rfind("trusted.overlay.", 0) == 0 || xn.rfind("user.overlay.", 0) == 0) continue;
-    char value[4096];
-    ssize_t v = lgetxattr(path.c_str(), xn.c_str(), value, sizeof(value));
-    out.push_back(xn + "=" + (v >= 0 ? std::string(value, static_cast<std::size_t>(v)) : "?"));
-  }
-  std::sort(out.begin(), out.end());
-  std::string s;
-  for (const auto& x : out) s += x + '\0';
-  return s;
 }
 
 FileMeta MetaOf(const struct stat& st) {
@@ -83,15 +62,7 @@ Result<void> ScanDir(int dir_fd, const std::string& rel,
       if (errno == ENOENT) continue;
       return ErrnoError("inspecting " + path);
     }
-    FileMeta m = MetaOf(st);
-    if (S_ISLNK(st.st_mode)) {
-      char target[PATH_MAX + 1];
-      ssize_t len = readlinkat(dir_fd, n.c_str(), target, PATH_MAX);
-      if (len >= 0) m.link.assign(target, static_cast<std::size_t>(len));
-    } else {
-      m.xattrs = XattrSignature(dir_fd, n);
-    }
-    out.emplace(path, std::move(m));
+    out.emplace(path, MetaOf(st));
     if (S_ISDIR(st.st_mode)) {
       UniqueFd sub(openat(dir_fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub.valid()) return ErrnoError("opening " + path);

@@ -6,8 +6,10 @@
 //   SLIPWAY_ASSIGN_OR_RETURN(Manifest after, Manifest::Scan(root_fd));
 //   std::vector<LayerEntry> changes = Diff(before, after);   // feed to WriteLayer
 //
-// A path counts as changed when its type, inode, ctime, mtime, size, mode, owner, link target or
-// xattrs differ (ctime catches a content change whose mtime was put back). New and changed paths
+// A path counts as changed when its type, inode, ctime, mtime, size, mode or owner differ. ctime
+// is what makes this complete without reading anything else: the kernel moves it on every change
+// of content, mode, owner or xattrs -- also when the mtime is put back -- and a new symlink
+// target means a new inode. New and changed paths
 // are listed with all their parent directories; a deleted path becomes a whiteout (once, at the
 // topmost deleted directory); a directory that was deleted and made again becomes an opaque
 // whiteout plus its new contents. Cost: O(files), a few syscalls each.

@@ -39,9 +39,19 @@ std::map<std::string, std::string> Describe(const std::string& root) {
     if (path.empty()) continue;
     std::string d = std::to_string(meta.mode) + " " + std::to_string(meta.uid) + ":" +
                     std::to_string(meta.gid) + " t=" + std::to_string(meta.mtime_ns / 1000000000) +
-                    " s=" + std::to_string(meta.size) + " l=" + meta.link + " x=" + meta.xattrs +
-                    " r=" + std::to_string(meta.rdev);
-    if (S_ISREG(meta.mode)) d += " c=" + ReadFile(root + "/" + path);
+                    " s=" + std::to_string(meta.size) + " r=" + std::to_string(meta.rdev);
+    const std::string full = root + "/" + path;
+    if (S_ISREG(meta.mode)) d += " c=" + ReadFile(full);
+    if (S_ISLNK(meta.mode)) d += " l=" + fs::read_symlink(full).string();
+    char names[1024];
+    ssize_t n = llistxattr(full.c_str(), names, sizeof(names));
+    for (ssize_t i = 0; i < n;) {
+      std::string xn(names + i);
+      i += static_cast<ssize_t>(xn.size()) + 1;
+      char value[256];
+      ssize_t v = lgetxattr(full.c_str(), xn.c_str(), value, sizeof(value));
+      d += " x:" + xn + "=" + std::string(value, v > 0 ? v : 0);
+    }
     out[path] = d;
   }
   return out;
@@ -226,6 +236,9 @@ TEST_CASE("walk: the same tree gives byte-identical layers, and clamping applies
   const std::string tree = tmp.Join("tree");
   MakeDirs(tree);
   Base(tree);
+  std::string big(3'500'000, '\0');  // several 1 MiB gzip blocks
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 31 % 26));
+  WriteFile(tree + "/big", big);
   UniqueFd fd(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
   auto all = Manifest::Scan(fd.get());
   REQUIRE(all.ok());
@@ -241,9 +254,24 @@ TEST_CASE("walk: the same tree gives byte-identical layers, and clamping applies
     return std::make_pair(*b, ReadFile(path));
   };
   LayerOptions gz;
+  gz.threads = 1;
   auto [b1, bytes1] = write(gz);
   auto [b2, bytes2] = write(gz);
   CHECK(bytes1 == bytes2);
+  // Parallel gzip: the same bytes with 2 or 4 threads, a valid gzip of the same tar.
+  LayerOptions par = gz;
+  par.threads = 2;
+  auto [p2, pbytes2] = write(par);
+  par.threads = 4;
+  auto [p4, pbytes4] = write(par);
+  CHECK(pbytes2 == pbytes4);
+  CHECK(p2.diff_id == b1.diff_id);
+  const std::string gz_path = tmp.Join("p.gz");
+  WriteFile(gz_path, pbytes4);
+  auto gunzip = slipway::testing::Run(
+      {"/bin/sh", "-c", "gzip -dc " + gz_path + " | sha256sum | cut -d' ' -f1"});
+  CHECK_MESSAGE(gunzip.exit_code == 0, gunzip.err);
+  CHECK("sha256:" + gunzip.out == b1.diff_id + "\n");
   CHECK(b1.digest == b2.digest);
   CHECK(b1.diff_id != b1.digest);
   CHECK(bytes1.substr(0, 2) == "\x1f\x8b");

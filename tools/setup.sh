@@ -12,6 +12,8 @@ PACKAGES=(
   libcurl4-openssl-dev zlib1g-dev libzstd-dev
   # real tools the tests use
   busybox-static umoci skopeo docker-registry
+  # benchmark baselines
+  pigz
 )
 
 missing=()
