@@ -1,0 +1,56 @@
+// Change detection with overlayfs: the step runs on an overlay whose upper directory starts
+// empty, so afterwards the upper directory *is* the change -- cost O(changed files), whatever the
+// size of the image.
+//
+//   SLIPWAY_ASSIGN_OR_RETURN(OverlaySession s, OverlaySession::Mount(rootfs, scratch_dir));
+//   ... run the step with s.merged() as its root ...
+//   SLIPWAY_ASSIGN_OR_RETURN(std::vector<LayerEntry> changes, s.Changes());
+//   WriteLayer(merged_fd, changes, out, opts);   // read through the merged view
+//   s.Unmount();                                  // then extract the layer onto rootfs
+//
+// Overlay whiteouts (character devices 0/0) become OCI whiteouts, directories marked opaque
+// (trusted.overlay.opaque=y) become opaque whiteouts, and every other upper entry -- new files and
+// the parent directories the kernel copied up -- is written from the merged view. The overlay is
+// mounted with redirect_dir, metacopy and index off, so a renamed directory is copied up whole
+// and every changed file's data lives in the upper directory.
+//
+// Needs CAP_SYS_ADMIN (mount). Guarantees: the destructor unmounts (detached) and removes the
+// scratch directories, so nothing is left behind on any path.
+#ifndef SLIPWAY_SNAPSHOT_OVERLAY_H_
+#define SLIPWAY_SNAPSHOT_OVERLAY_H_
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "snapshot/layer_writer.h"
+
+namespace slipway::snapshot {
+
+class OverlaySession {
+ public:
+  // Mounts lower=`lower` with fresh upper/work directories under a new directory in `scratch`.
+  static Result<OverlaySession> Mount(const std::string& lower, const std::string& scratch);
+  OverlaySession(OverlaySession&& o) noexcept;
+  OverlaySession& operator=(OverlaySession&&) = delete;
+  ~OverlaySession();
+
+  const std::string& merged() const { return merged_; }
+  const std::string& upper() const { return upper_; }
+  Result<std::vector<LayerEntry>> Changes() const;
+  Result<void> Unmount();
+
+ private:
+  OverlaySession() = default;
+  std::string lower_, base_, upper_, work_, merged_;
+  bool mounted_ = false;
+};
+
+// The changes recorded in an overlay upper directory over `lower` (exposed for tests). An opaque
+// marker is kept only where the lower layer has a directory to hide.
+Result<std::vector<LayerEntry>> ChangesFromUpper(const std::string& upper,
+                                                 const std::string& lower);
+
+}  // namespace slipway::snapshot
+
+#endif  // SLIPWAY_SNAPSHOT_OVERLAY_H_
