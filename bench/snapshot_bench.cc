@@ -24,6 +24,7 @@
 #include "image/digest.h"
 #include "snapshot/extract.h"
 #include "snapshot/layer_writer.h"
+#include "snapshot/overlay.h"
 #include "snapshot/walk.h"
 
 namespace {
@@ -159,7 +160,27 @@ int main(int argc, char** argv) {
       "snapshot after 1 changed file: walk %.3f s (%zu entries)   hash-everything %.3f s"
       "   (walk %.0fx faster)\n",
       walk_s, changes.size(), hash_s, hash_s / walk_s);
-  std::printf("snapshot, overlay strategy: not implemented yet\n");
+  if (geteuid() == 0) {
+    fs::create_directories(dir + "/scratch");
+    auto s = snapshot::OverlaySession::Mount(dir + "/ours", dir + "/scratch");
+    if (s.ok()) {
+      WriteFile(s->merged() + "/d8/f8", "changed");
+      t = Clock::now();
+      auto oc = s->Changes();
+      UniqueFd merged(open(s->merged().c_str(), O_RDONLY | O_DIRECTORY));
+      UniqueFd ofd(open((dir + "/ovl.tar.gz").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+      auto ob = snapshot::WriteLayer(merged.get(), *oc, ofd.get(), {});
+      const double ovl_s = Since(t);
+      std::printf("snapshot after 1 changed file: overlay %.4f s (%zu entries)   (%.0fx faster than "
+                  "hash-everything)\n",
+                  ovl_s, oc->size(), hash_s / ovl_s);
+      (void)s->Unmount();
+    } else {
+      std::printf("snapshot, overlay strategy: not measured (%s)\n", s.error().ToString().c_str());
+    }
+  } else {
+    std::printf("snapshot, overlay strategy: not measured (needs root to mount)\n");
+  }
   std::printf("peak RSS after the %d-file snapshot: %ld KiB\n", files, PeakRssKiB());
 
   // 3. Layer write throughput for ~gib GiB: a few large files (incompressible and compressible)

@@ -106,9 +106,9 @@ Result<OverlaySession> OverlaySession::Mount(const std::string& lower, const std
   s.mounted_ = true;
   // The root of the merged view has the lower root's metadata; the upper root starts as 0755.
   struct stat st;
-  if (stat(lower.c_str(), &st) == 0) {
-    chmod(s.upper_.c_str(), st.st_mode & 07777);
-    chown(s.upper_.c_str(), st.st_uid, st.st_gid);
+  if (stat(lower.c_str(), &st) != 0 || chown(s.upper_.c_str(), st.st_uid, st.st_gid) != 0 ||
+      chmod(s.upper_.c_str(), st.st_mode & 07777) != 0) {
+    return ErrnoError("giving the upper directory the lower root's owner and mode");
   }
   return s;
 }
