@@ -139,6 +139,16 @@ TEST_CASE("oci: a layout we write is read back, verified, and unpacked by umoci 
   CHECK(j["Layers"][0] == b.gz.digest);
   CHECK(j["Labels"]["org.opencontainers.image.title"] == "slipway test");
 
+  // skopeo copies the layout into a new one that we can read back.
+  auto copy = Run({"/usr/bin/skopeo", "copy", "--insecure-policy", "oci:" + tmp.Join("layout") + ":test",
+                   "oci:" + tmp.Join("copy") + ":again"});
+  REQUIRE_MESSAGE(copy.exit_code == 0, copy.err);
+  auto again = OciLayout::Open(tmp.Join("copy"));
+  REQUIRE(again.ok());
+  auto copied = again->Resolve("again", Platform{});
+  REQUIRE_MESSAGE(copied.ok(), copied.error().ToString());
+  CHECK(copied->config.diff_ids == img->config.diff_ids);
+
   // A tampered blob is caught by its digest.
   fs::permissions(in->BlobPath(config->digest), fs::perms::owner_write, fs::perm_options::add);
   WriteFile(in->BlobPath(config->digest), b.config_bytes + " ");

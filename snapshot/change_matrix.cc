@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -173,6 +174,8 @@ const std::vector<Case>& ChangeMatrix() {
          [](const std::string& r) {
            MakeDirs(r + "/var/empty/too");
            REQUIRE(mkfifo((r + "/var/fifo").c_str(), 0640) == 0);
+           // A device node where this process may make one (real root).
+           mknod((r + "/var/null").c_str(), S_IFCHR | 0666, makedev(1, 3));
          },
          {}},
         {"nothing changed", Base, [](const std::string&) {}, {}},

@@ -1,0 +1,80 @@
+#include "snapshot/snapshotter.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+
+#include "base/unique_fd.h"
+#include "snapshot/extract.h"
+#include "snapshot/overlay.h"
+#include "snapshot/walk.h"
+
+namespace slipway::snapshot {
+namespace {
+
+class WalkSnapshotter : public Snapshotter {
+ public:
+  static Result<std::unique_ptr<Snapshotter>> Start(const std::string& rootfs) {
+    auto s = std::unique_ptr<WalkSnapshotter>(new WalkSnapshotter(rootfs));
+    s->fd_.Reset(open(rootfs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!s->fd_.valid()) return ErrnoError("opening " + rootfs);
+    SLIPWAY_ASSIGN_OR_RETURN(s->before_, Manifest::Scan(s->fd_.get()));
+    return std::unique_ptr<Snapshotter>(std::move(s));
+  }
+  Strategy strategy() const override { return Strategy::kWalk; }
+  const std::string& root() const override { return rootfs_; }
+  Result<std::vector<LayerEntry>> Changes() override {
+    SLIPWAY_ASSIGN_OR_RETURN(Manifest after, Manifest::Scan(fd_.get()));
+    return Diff(*before_, after);
+  }
+  Result<void> Commit(const std::string&) override { return Ok{}; }  // changed in place
+
+ private:
+  explicit WalkSnapshotter(std::string rootfs) : rootfs_(std::move(rootfs)) {}
+  std::string rootfs_;
+  UniqueFd fd_;
+  std::optional<Manifest> before_;
+};
+
+class OverlaySnapshotter : public Snapshotter {
+ public:
+  OverlaySnapshotter(std::string rootfs, OverlaySession s)
+      : rootfs_(std::move(rootfs)), session_(std::move(s)) {}
+  Strategy strategy() const override { return Strategy::kOverlay; }
+  const std::string& root() const override { return session_.merged(); }
+  Result<std::vector<LayerEntry>> Changes() override { return session_.Changes(); }
+  Result<void> Commit(const std::string& layer_file) override {
+    SLIPWAY_RETURN_IF_ERROR(session_.Unmount());
+    UniqueFd root(open(rootfs_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd layer(open(layer_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!root.valid() || !layer.valid()) return ErrnoError("committing the overlay's changes");
+    ExtractOptions o;
+    o.allow_devices = geteuid() == 0;
+    SLIPWAY_RETURN_IF_ERROR(ExtractLayer(root.get(), layer.get(), layer_file, o));
+    return Ok{};
+  }
+
+ private:
+  std::string rootfs_;
+  OverlaySession session_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Snapshotter>> StartSnapshot(const std::string& rootfs,
+                                                   const std::string& scratch, Strategy strategy) {
+  if (strategy == Strategy::kWalk) return WalkSnapshotter::Start(rootfs);
+  auto s = OverlaySession::Mount(rootfs, scratch);
+  if (s.ok()) {
+    return std::unique_ptr<Snapshotter>(new OverlaySnapshotter(rootfs, std::move(s).value()));
+  }
+  const int e = s.error().errno_value();
+  if (strategy == Strategy::kAuto && (e == EPERM || e == ENODEV || e == EINVAL || e == EACCES)) {
+    return WalkSnapshotter::Start(rootfs);
+  }
+  return std::move(s).error();
+}
+
+}  // namespace slipway::snapshot
