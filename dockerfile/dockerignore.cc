@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "base/path.h"
+
 namespace slipway::dockerfile {
 namespace {
 
@@ -127,26 +129,6 @@ bool ValidPattern(const std::string& p) {
 }
 
 }  // namespace
-
-std::string CleanPath(std::string_view path) {
-  const bool rooted = !path.empty() && path[0] == '/';
-  std::vector<std::string> out;
-  for (const std::string& seg : Split(path)) {
-    if (seg.empty() || seg == ".") continue;
-    if (seg == "..") {
-      if (!out.empty() && out.back() != "..") {
-        out.pop_back();
-      } else if (!rooted) {
-        out.push_back("..");
-      }
-      continue;
-    }
-    out.push_back(seg);
-  }
-  std::string s = rooted ? "/" : "";
-  for (std::size_t i = 0; i < out.size(); ++i) s += (i ? "/" : "") + out[i];
-  return s.empty() ? "." : s;
-}
 
 Result<Dockerignore> Dockerignore::Parse(std::string_view text, const std::string& file) {
   Dockerignore ig;

@@ -43,9 +43,6 @@ class Dockerignore {
   std::vector<Pattern> patterns_;
 };
 
-// Go's path.Clean for '/'-separated paths ("a//b/../c/" -> "a/c", "" -> ".").
-std::string CleanPath(std::string_view path);
-
 // Which ignore file applies: "<dockerfile>.dockerignore" beside the Dockerfile wins over the
 // context's ".dockerignore". `exists` tells whether a path exists. Returns "" when neither does.
 std::string ChooseIgnoreFile(const std::string& dockerfile_path, const std::string& context_dir,

@@ -86,12 +86,5 @@ TEST_CASE("dockerignore: matching and evaluation (67-68)") {
   CHECK_FALSE(Must("a\nb").HasExceptions());
 }
 
-TEST_CASE("dockerignore: CleanPath is Go's path.Clean") {
-  CHECK(CleanPath("") == ".");
-  CHECK(CleanPath("a//b/./c/..") == "a/b");
-  CHECK(CleanPath("/../x") == "/x");
-  CHECK(CleanPath("../x/../../y") == "../../y");
-}
-
 }  // namespace
 }  // namespace slipway::dockerfile

@@ -125,7 +125,8 @@ TEST_CASE("parser: directives only at the top; unknown key ends them; duplicates
     CHECK(r.directives.escape == '\\');
   }
   SUBCASE("check directive") {
-    ParseResult r = MustParse("# check=skip=JSONArgsRecommended, StageNameCasing;error=true\nFROM a\n");
+    ParseResult r =
+        MustParse("# check=skip=JSONArgsRecommended, StageNameCasing;error=true\nFROM a\n");
     CHECK(r.directives.check ==
           std::optional<std::string>("skip=JSONArgsRecommended, StageNameCasing;error=true"));
     CHECK(r.directives.check_skip ==

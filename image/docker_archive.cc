@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "base/path.h"
 #include "image/digest.h"
 
 namespace slipway::image {
@@ -20,24 +21,10 @@ struct ReaderFree {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
+// A member's path as the archive means it: relative, cleaned, never above the archive's top.
 std::string Clean(const std::string& p) {
-  std::vector<std::string> parts;
-  std::size_t i = 0;
-  while (i <= p.size()) {
-    std::size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
-    std::string seg = p.substr(i, j - i);
-    i = j + 1;
-    if (seg.empty() || seg == ".") continue;
-    if (seg == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(seg);
-  }
-  std::string out;
-  for (const auto& s : parts) out += (out.empty() ? "" : "/") + s;
-  return out;
+  std::string c = CleanPath("/" + p);  // rooted, so ".." cannot climb above the top
+  return c == "/" ? "" : c.substr(1);
 }
 
 Result<std::string> Slurp(const std::string& path) {

@@ -140,8 +140,8 @@ TEST_CASE("oci: a layout we write is read back, verified, and unpacked by umoci 
   CHECK(j["Labels"]["org.opencontainers.image.title"] == "slipway test");
 
   // skopeo copies the layout into a new one that we can read back.
-  auto copy = Run({"/usr/bin/skopeo", "copy", "--insecure-policy", "oci:" + tmp.Join("layout") + ":test",
-                   "oci:" + tmp.Join("copy") + ":again"});
+  auto copy = Run({"/usr/bin/skopeo", "copy", "--insecure-policy",
+                   "oci:" + tmp.Join("layout") + ":test", "oci:" + tmp.Join("copy") + ":again"});
   REQUIRE_MESSAGE(copy.exit_code == 0, copy.err);
   auto again = OciLayout::Open(tmp.Join("copy"));
   REQUIRE(again.ok());

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "base/in_root.h"
+#include "base/path.h"
 #include "base/unique_fd.h"
 
 namespace slipway::snapshot {
@@ -405,24 +406,13 @@ class Extractor {
 Result<std::string> CleanEntryName(const std::string& name) {
   if (name.empty()) return Error("empty entry name", EINVAL);
   if (name.size() > PATH_MAX) return Error("entry name longer than PATH_MAX", ENAMETOOLONG);
-  std::vector<std::string> parts;
-  std::size_t i = 0;
-  while (i <= name.size()) {
-    std::size_t j = name.find('/', i);
-    if (j == std::string::npos) j = name.size();
-    std::string seg = name.substr(i, j - i);
-    i = j + 1;
-    if (seg.empty() || seg == ".") continue;
-    if (seg == "..") {
-      if (parts.empty()) return Error("\"" + name + "\" leaves the root", EPERM);
-      parts.pop_back();
-      continue;
-    }
-    parts.push_back(std::move(seg));
+  std::string_view rel = name;
+  while (!rel.empty() && rel.front() == '/') rel.remove_prefix(1);
+  std::string clean = CleanPath(rel);
+  if (clean == ".." || clean.rfind("../", 0) == 0) {
+    return Error("\"" + name + "\" leaves the root", EPERM);
   }
-  std::string out;
-  for (const std::string& p : parts) out += (out.empty() ? "" : "/") + p;
-  return out.empty() ? std::string(".") : out;
+  return clean;
 }
 
 Result<ExtractStats> ExtractLayer(int root_fd, int layer_fd, const std::string& layer_name,
