@@ -86,6 +86,14 @@ const std::vector<Case>& ChangeMatrix() {
          Base,
          [](const std::string& r) { chmod((r + "/usr/lib/keep").c_str(), 0600); },
          {}},
+        {"chown (where this process may give files away)",
+         Base,
+         [](const std::string& r) {
+           // In an unprivileged namespace the call fails and the case checks "no change" instead.
+           if (lchown((r + "/etc/conf").c_str(), 1234, 1234) != 0) return;
+           lchown((r + "/lib").c_str(), 1234, 1234);
+         },
+         {}},
         {"delete a file",
          Base,
          [](const std::string& r) { fs::remove(r + "/etc/conf"); },
