@@ -2,33 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <string>
 
 namespace slipway::executor {
-
-Result<FdPlan> FdPlan::Make(std::vector<FdMapping> mappings, std::vector<int> reserved) {
-  FdPlan plan;
-  std::sort(mappings.begin(), mappings.end(),
-            [](const FdMapping& a, const FdMapping& b) { return a.child_fd < b.child_fd; });
-  int highest = 2;
-  for (int fd : reserved) highest = std::max(highest, fd);
-  for (std::size_t i = 0; i < mappings.size(); ++i) {
-    const FdMapping& m = mappings[i];
-    if (m.child_fd < 0 || m.parent_fd < 0) {
-      return Error("fd mapping " + std::to_string(m.child_fd) + " <- " +
-                       std::to_string(m.parent_fd) + ": fd numbers must not be negative",
-                   EBADF);
-    }
-    if (i > 0 && mappings[i - 1].child_fd == m.child_fd) {
-      return Error("child fd " + std::to_string(m.child_fd) + " is mapped twice", EINVAL);
-    }
-    highest = std::max({highest, m.child_fd, m.parent_fd});
-  }
-  plan.mappings_ = std::move(mappings);
-  plan.scratch_.assign(plan.mappings_.size(), -1);
-  plan.first_free_ = highest + 1;
-  return plan;
-}
 
 bool FdPlan::IsTarget(int fd) const {
   auto it = std::lower_bound(mappings_.begin(), mappings_.end(), fd,

@@ -12,14 +12,12 @@
 //   3. every other number is marked close-on-exec (close_range(CLOSE_RANGE_CLOEXEC)), so the
 //      status pipe keeps working until exec and everything else disappears at exec.
 //
-// Guarantees: Apply() allocates nothing and calls only FdOps; Make() rejects duplicate child fds
-// and negative numbers.
+// Guarantees: Apply() allocates nothing and calls only FdOps. This target depends on nothing that
+// allocates on its own; MakeFdPlan() (fd_plan_builder.h, parent side) validates and builds plans.
 #ifndef SLIPWAY_EXECUTOR_FD_PLAN_H_
 #define SLIPWAY_EXECUTOR_FD_PLAN_H_
 
 #include <vector>
-
-#include "base/result.h"
 
 namespace slipway::executor {
 
@@ -45,8 +43,10 @@ class FdOps {
 class FdPlan {
  public:
   FdPlan() = default;
-  // `reserved` are fds the child needs until exec (the status pipe, the fd it execs), or -1.
-  static Result<FdPlan> Make(std::vector<FdMapping> mappings, std::vector<int> reserved);
+  // `mappings` sorted by child fd with no duplicates; `first_free` above every fd involved. Use
+  // MakeFdPlan(), which checks both.
+  FdPlan(std::vector<FdMapping> mappings, int first_free)
+      : mappings_(std::move(mappings)), scratch_(mappings_.size(), -1), first_free_(first_free) {}
 
   // Runs in the child. `reserved[0..count)` are updated where a reserved fd had to move. On
   // failure returns -errno and sets *failed_index to the mapping being made (or -1 otherwise).
@@ -60,7 +60,7 @@ class FdPlan {
   bool IsTarget(int fd) const;
 
   std::vector<FdMapping> mappings_;   // sorted by child_fd
-  mutable std::vector<int> scratch_;  // sized in Make; written only by Apply
+  mutable std::vector<int> scratch_;  // sized up front; written only by Apply
   int first_free_ = 3;
 };
 

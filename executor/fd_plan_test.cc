@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "executor/fd_plan_builder.h"
+
 namespace slipway::executor {
 namespace {
 
@@ -91,7 +93,7 @@ TEST_CASE("fd plan: every mapping lands, nothing else survives exec, status pipe
     FakeFds fds;
     for (int fd : c.open_fds) fds.Open(fd, "f" + std::to_string(fd), false);
     fds.Open(c.status_fd, "status", true);
-    auto plan = FdPlan::Make(c.mappings, {c.status_fd});
+    auto plan = MakeFdPlan(c.mappings, {c.status_fd});
     REQUIRE(plan.ok());
     int status = c.status_fd, failed = 0;
     REQUIRE(plan->Apply(fds, &status, 1, &failed) == 0);
@@ -111,7 +113,7 @@ TEST_CASE("fd plan: several reserved fds are all kept out of the way") {
   fds.Open(3, "exe");
   fds.Open(4, "status");
   fds.Open(10, "memfd", false);
-  auto plan = FdPlan::Make({{3, 10}, {4, 4}}, {4, 3});
+  auto plan = MakeFdPlan({{3, 10}, {4, 4}}, {4, 3});
   REQUIRE(plan.ok());
   int reserved[2] = {4, 3};
   int failed = 0;
@@ -131,7 +133,7 @@ TEST_CASE("fd plan: a failing operation is reported with the mapping's index") {
     fds.Open(4, "f4", false);
     fds.Open(9, "status");
     fds.fail_at = fail_at;
-    auto plan = FdPlan::Make({{3, 4}, {4, 3}}, {9});
+    auto plan = MakeFdPlan({{3, 4}, {4, 3}}, {9});
     REQUIRE(plan.ok());
     int status = 9, failed = -7;
     CHECK(plan->Apply(fds, &status, 1, &failed) == -EMFILE);
@@ -140,7 +142,7 @@ TEST_CASE("fd plan: a failing operation is reported with the mapping's index") {
   FakeFds fds;
   fds.Open(3, "f3", false);
   fds.fail_at = 1;  // the first close-on-exec sweep
-  auto plan = FdPlan::Make({{3, 3}}, {});
+  auto plan = MakeFdPlan({{3, 3}}, {});
   REQUIRE(plan.ok());
   int failed = 5;
   CHECK(plan->Apply(fds, nullptr, 0, &failed) == -EMFILE);
@@ -150,7 +152,7 @@ TEST_CASE("fd plan: a failing operation is reported with the mapping's index") {
 
 TEST_CASE("fd plan: a missing source fd fails with EBADF") {
   FakeFds fds;
-  auto plan = FdPlan::Make({{0, 20}}, {});
+  auto plan = MakeFdPlan({{0, 20}}, {});
   REQUIRE(plan.ok());
   int failed = -1;
   CHECK(plan->Apply(fds, nullptr, 0, &failed) == -EBADF);
@@ -158,13 +160,13 @@ TEST_CASE("fd plan: a missing source fd fails with EBADF") {
 }
 
 TEST_CASE("fd plan: Make rejects duplicate child fds and negative numbers") {
-  auto dup = FdPlan::Make({{1, 5}, {1, 6}}, {});
+  auto dup = MakeFdPlan({{1, 5}, {1, 6}}, {});
   REQUIRE_FALSE(dup.ok());
   CHECK(dup.error().message() == "child fd 1 is mapped twice");
-  auto neg = FdPlan::Make({{-1, 5}}, {});
+  auto neg = MakeFdPlan({{-1, 5}}, {});
   REQUIRE_FALSE(neg.ok());
   CHECK(neg.error().errno_value() == EBADF);
-  auto ok = FdPlan::Make({{0, 30}, {1, 2}}, {40, 3});
+  auto ok = MakeFdPlan({{0, 30}, {1, 2}}, {40, 3});
   REQUIRE(ok.ok());
   CHECK(ok->first_free_fd() == 41);
 }

@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "executor/child.h"
+#include "executor/fd_plan_builder.h"
 #include "executor/raw_syscall.h"
 
 namespace slipway::executor {
@@ -674,7 +675,7 @@ Result<Process> Spawn(const SpawnOptions& o) {
     plan.exec.argv = reaper_argv.data();
     plan.exec.envp = empty_env;
   }
-  SLIPWAY_ASSIGN_OR_RETURN(p->fd_plan, FdPlan::Make(fds, {status_write.get(), plan.exec.exec_fd}));
+  SLIPWAY_ASSIGN_OR_RETURN(p->fd_plan, MakeFdPlan(fds, {status_write.get(), plan.exec.exec_fd}));
   plan.fds = &*p->fd_plan;
 
   UniqueFd sync_read, sync_write;

@@ -34,6 +34,25 @@ run() {  # run LABEL bazel-args...
   failed=$((failed + f))
 }
 
+# The build graph proves the layering rules (STYLE.md): the child side of the fork cannot reach an
+# allocating library, and dockerfile/ and userdb/ depend on nothing of ours but base/.
+graph_check() {  # graph_check LABEL QUERY FORBIDDEN-REGEX
+  local found
+  found=$(bazel query "$2" 2>/dev/null | grep -E "$3" || true)
+  if [ -z "$found" ] && bazel query "$2" >/dev/null 2>&1; then
+    echo "test: build graph: $1: ok" >&2
+    passed=$((passed + 1))
+  else
+    echo "test: build graph: $1: FAILED ${found}" >&2
+    failed=$((failed + 1))
+  fi
+}
+graph_check "//executor:child reaches no allocating library" 'deps(//executor:child)' \
+  '^//base|^@system|^//(image|snapshot|userdb|dockerfile)'
+graph_check "//dockerfile depends only on //base" 'deps(//dockerfile:plan) + deps(//dockerfile:dockerignore)' \
+  '^//(executor|image|snapshot|userdb)'
+graph_check "//userdb depends only on //base" 'deps(//userdb:resolve)' '^//(executor|image|snapshot|dockerfile)'
+
 run default "${filters[@]}"
 if [ ${#filters[@]} -eq 0 ]; then
   run asan --config=asan --build_tag_filters=-no-asan --test_tag_filters=-no-asan
