@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "base/unique_fd.h"
 
@@ -39,7 +42,7 @@ FileMeta MetaOf(const struct stat& st) {
 
 Result<void> ScanDir(int dir_fd, const std::string& rel,
                      const std::function<bool(const std::string&)>& skip,
-                     std::unordered_map<std::string, FileMeta>& out, int depth) {
+                     std::vector<Manifest::Entry>& out, int depth) {
   if (depth > 4096) return Error("directory tree deeper than 4096 levels at " + rel, ELOOP);
   int listing = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (listing < 0) return ErrnoError("listing " + (rel.empty() ? "/" : rel));
@@ -62,7 +65,7 @@ Result<void> ScanDir(int dir_fd, const std::string& rel,
       if (errno == ENOENT) continue;
       return ErrnoError("inspecting " + path);
     }
-    out.emplace(path, MetaOf(st));
+    out.emplace_back(path, MetaOf(st));
     if (S_ISDIR(st.st_mode)) {
       UniqueFd sub(openat(dir_fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub.valid()) return ErrnoError("opening " + path);
@@ -72,18 +75,89 @@ Result<void> ScanDir(int dir_fd, const std::string& rel,
   return Ok{};
 }
 
+// The entries of the root directory itself (not descending).
+Result<void> ScanDirShallow(int dir_fd, const std::function<bool(const std::string&)>& skip,
+                            std::vector<Manifest::Entry>& out) {
+  int listing = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing < 0) return ErrnoError("listing /");
+  DIR* d = fdopendir(listing);
+  if (!d) {
+    close(listing);
+    return ErrnoError("listing /");
+  }
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == ".." || (skip && skip(n))) continue;
+    struct stat st;
+    if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      closedir(d);
+      return ErrnoError("inspecting " + n);
+    }
+    out.emplace_back(n, MetaOf(st));
+  }
+  closedir(d);
+  return Ok{};
+}
+
 bool SameType(const FileMeta& a, const FileMeta& b) {
   return (a.mode & S_IFMT) == (b.mode & S_IFMT);
 }
 
 }  // namespace
 
+const FileMeta* Manifest::Find(const std::string& path) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
+                             [](const Entry& e, const std::string& p) { return e.first < p; });
+  return it != entries_.end() && it->first == path ? &it->second : nullptr;
+}
+
 Result<Manifest> Manifest::Scan(int root_fd, const std::function<bool(const std::string&)>& skip) {
   Manifest m;
   struct stat st;
   if (fstat(root_fd, &st) != 0) return ErrnoError("inspecting the root");
-  m.entries_.emplace("", MetaOf(st));
-  SLIPWAY_RETURN_IF_ERROR(ScanDir(root_fd, "", skip, m.entries_, 0));
+  m.entries_.emplace_back("", MetaOf(st));
+  // The root's own entries here; its subdirectories on worker threads, one subtree at a time.
+  std::vector<Entry> top;
+  SLIPWAY_RETURN_IF_ERROR(ScanDirShallow(root_fd, skip, top));
+  std::vector<std::size_t> dirs;
+  for (std::size_t i = 0; i < top.size(); ++i) {
+    if (S_ISDIR(top[i].second.mode)) dirs.push_back(i);
+  }
+  const unsigned threads = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(),
+                                                           static_cast<unsigned>(dirs.size())));
+  std::vector<std::vector<Entry>> found(threads);
+  std::vector<std::optional<Error>> errors(threads);
+  std::atomic<std::size_t> next{0};
+  auto work = [&](unsigned t) {
+    for (std::size_t k; (k = next.fetch_add(1)) < dirs.size();) {
+      const std::string& name = top[dirs[k]].first;
+      UniqueFd sub(openat(root_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      auto r = sub.valid() ? ScanDir(sub.get(), name, skip, found[t], 1)
+                           : Result<void>(ErrnoError("opening " + name));
+      if (!r.ok()) {
+        errors[t] = std::move(r).error();
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  for (auto& e : errors) {
+    if (e) return std::move(*e);
+  }
+  std::size_t total = m.entries_.size() + top.size();
+  for (const auto& f : found) total += f.size();
+  m.entries_.reserve(total);
+  for (auto& e : top) m.entries_.push_back(std::move(e));
+  for (auto& f : found) {
+    for (auto& e : f) m.entries_.push_back(std::move(e));
+    std::vector<Entry>().swap(f);  // give the memory back before the next one is moved
+  }
+  std::sort(m.entries_.begin(), m.entries_.end(),
+            [](const Entry& a, const Entry& b) { return a.first < b.first; });
   return m;
 }
 
@@ -93,26 +167,36 @@ std::vector<LayerEntry> Diff(const Manifest& before, const Manifest& after) {
   std::set<std::string> add;       // paths written from the filesystem
   std::set<std::string> opaque;    // directories deleted and made again
   std::set<std::string> replaced;  // paths whose old subtree is gone (type change or opaque)
-  for (const auto& [path, meta] : a) {
-    if (path.empty()) continue;
-    auto it = b.find(path);
-    if (it == b.end()) {
-      add.insert(path);
+  std::vector<const std::string*> deleted;
+  // Both are sorted by path: one merge pass finds new, changed and deleted paths.
+  std::size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
+      if (!a[i].first.empty()) add.insert(a[i].first);
+      ++i;
       continue;
     }
-    const FileMeta& old = it->second;
+    if (i == a.size() || b[j].first < a[i].first) {
+      if (!b[j].first.empty()) deleted.push_back(&b[j].first);
+      ++j;
+      continue;
+    }
+    const std::string& path = a[i].first;
+    const FileMeta& meta = a[i].second;
+    const FileMeta& old = b[j].second;
+    ++i;
+    ++j;
+    if (path.empty()) continue;
     if (!SameType(old, meta)) {
       add.insert(path);
       if (S_ISDIR(old.mode)) replaced.insert(path);
-      continue;
-    }
-    if (S_ISDIR(meta.mode) && (old.ino != meta.ino || old.dev != meta.dev)) {
+    } else if (S_ISDIR(meta.mode) && (old.ino != meta.ino || old.dev != meta.dev)) {
       add.insert(path);
       opaque.insert(path);
       replaced.insert(path);
-      continue;
+    } else if (!(old == meta)) {
+      add.insert(path);
     }
-    if (!(old == meta)) add.insert(path);
   }
   // Parents of everything written come first, as directories of the layer.
   std::set<std::string> parents;
@@ -126,18 +210,18 @@ std::vector<LayerEntry> Diff(const Manifest& before, const Manifest& after) {
   auto under_replaced = [&](const std::string& p) {
     for (std::string q = Parent(p); !q.empty(); q = Parent(q)) {
       if (replaced.count(q)) return true;
-      auto it = a.find(q);
-      if (it != a.end() && !S_ISDIR(it->second.mode)) return true;  // parent is no longer a dir
+      const FileMeta* m = after.Find(q);
+      if (m && !S_ISDIR(m->mode)) return true;  // the parent is no longer a directory
     }
     return false;
   };
   std::vector<LayerEntry> out;
-  for (const auto& [path, meta] : b) {
-    if (path.empty() || a.count(path)) continue;
+  for (const std::string* path : deleted) {
     // Only the topmost deleted path needs a whiteout; nothing under a replaced directory does.
-    if (!Parent(path).empty() && !a.count(Parent(path))) continue;
-    if (under_replaced(path)) continue;
-    out.push_back({LayerEntry::kWhiteout, path});
+    const std::string parent = Parent(*path);
+    if (!parent.empty() && !after.Find(parent)) continue;
+    if (under_replaced(*path)) continue;
+    out.push_back({LayerEntry::kWhiteout, *path});
   }
   for (const std::string& p : opaque) out.push_back({LayerEntry::kOpaque, p});
   for (const std::string& p : add) out.push_back({LayerEntry::kPath, p});

@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -47,13 +46,17 @@ struct FileMeta {
 
 class Manifest {
  public:
-  // `skip(path)` leaves a path (and what is under it) out of the walk, e.g. mount points.
+  using Entry = std::pair<std::string, FileMeta>;
+  // `skip(path)` leaves a path (and what is under it) out of the walk, e.g. mount points. The
+  // top-level directories are walked on several threads, so `skip` must be thread-safe.
   static Result<Manifest> Scan(int root_fd,
                                const std::function<bool(const std::string&)>& skip = {});
-  const std::unordered_map<std::string, FileMeta>& entries() const { return entries_; }
+  // Sorted by path (byte order); "" is the root itself.
+  const std::vector<Entry>& entries() const { return entries_; }
+  const FileMeta* Find(const std::string& path) const;
 
  private:
-  std::unordered_map<std::string, FileMeta> entries_;  // "" is the root itself
+  std::vector<Entry> entries_;
 };
 
 std::vector<LayerEntry> Diff(const Manifest& before, const Manifest& after);
