@@ -292,6 +292,20 @@ TEST_CASE("extract: limits stop bombs and floods with clear errors") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message() == "layer1: more than 100 entries; refusing to go on");
   }
+  SUBCASE("a 1M-entry tar stops at the cap, early") {
+    Sandbox s;
+    ExtractOptions o;
+    o.max_entries = 1000;
+    std::vector<TarEntry> million;
+    million.reserve(1000000);
+    for (int i = 0; i < 1000000; ++i) million.push_back(File("d/f" + std::to_string(i), ""));
+    auto r = s.Apply(BuildTar(million, Compression::kGzip), o);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message() == "layer1: more than 1000 entries; refusing to go on");
+    std::size_t created = 0;
+    for (const auto& e : fs::directory_iterator(s.In("d"))) created += e.is_regular_file();
+    CHECK(created == 1000);
+  }
   SUBCASE("bytes written") {
     Sandbox s;
     ExtractOptions o;
