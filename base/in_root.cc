@@ -1,6 +1,5 @@
 #include "base/in_root.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -11,6 +10,8 @@
 #include <deque>
 #include <string>
 #include <vector>
+
+#include "base/fs.h"
 
 namespace slipway {
 namespace {
@@ -206,21 +207,11 @@ namespace {
 Result<void> RemoveChildren(int dir_fd, const std::function<bool(int, const std::string&)>* keep,
                             int depth) {
   if (depth > 4096) return Error("directory tree too deep to remove", ELOOP);
-  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("opening directory to remove its entries");
-  DIR* d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return ErrnoError("listing directory");
-  }
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> all, ListDirectory(dir_fd));
   std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
-    if (keep && (*keep)(dir_fd, n)) continue;
-    names.push_back(std::move(n));
+  for (std::string& n : all) {
+    if (!keep || !(*keep)(dir_fd, n)) names.push_back(std::move(n));
   }
-  closedir(d);
   for (const std::string& n : names) {
     struct stat st;
     if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {

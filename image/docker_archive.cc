@@ -6,11 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 
+#include "base/fs.h"
 #include "base/path.h"
 #include "image/digest.h"
 
@@ -25,14 +24,6 @@ struct ReaderFree {
 std::string Clean(const std::string& p) {
   std::string c = CleanPath("/" + p);  // rooted, so ".." cannot climb above the top
   return c == "/" ? "" : c.substr(1);
-}
-
-Result<std::string> Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError("reading " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -103,7 +94,7 @@ Result<ArchiveImage> ReadDockerArchive(const std::string& tar_path, const std::s
     return it->second;
   };
   SLIPWAY_ASSIGN_OR_RETURN(std::string manifest_file, member("manifest.json"));
-  SLIPWAY_ASSIGN_OR_RETURN(std::string manifest_bytes, Slurp(manifest_file));
+  SLIPWAY_ASSIGN_OR_RETURN(std::string manifest_bytes, ReadWholeFile(manifest_file));
   nlohmann::json m = nlohmann::json::parse(manifest_bytes, nullptr, false);
   if (m.is_discarded() || !m.is_array() || m.empty()) {
     return Error(where + ": manifest.json is not a non-empty JSON array", EINVAL);
@@ -134,7 +125,7 @@ Result<ArchiveImage> ReadDockerArchive(const std::string& tar_path, const std::s
   }
   ArchiveImage img;
   SLIPWAY_ASSIGN_OR_RETURN(std::string config_file, member((*item)["Config"].get<std::string>()));
-  SLIPWAY_ASSIGN_OR_RETURN(img.config_bytes, Slurp(config_file));
+  SLIPWAY_ASSIGN_OR_RETURN(img.config_bytes, ReadWholeFile(config_file));
   auto config = ConfigFromJson(img.config_bytes);
   if (!config.ok()) return std::move(config.error().AddContext(where));
   img.config = std::move(config).value();

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 
+#include "base/fs.h"
 #include "image/digest.h"
 
 namespace slipway::image {
@@ -22,14 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
-
-Result<std::string> ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError("reading " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Result<void> WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -383,12 +375,12 @@ Result<void> OciLayoutWriter::Commit() {
 Result<OciLayout> OciLayout::Open(const std::string& path) {
   OciLayout l;
   l.path_ = path;
-  SLIPWAY_ASSIGN_OR_RETURN(std::string layout, ReadAll(path + "/oci-layout"));
+  SLIPWAY_ASSIGN_OR_RETURN(std::string layout, ReadWholeFile(path + "/oci-layout"));
   json lj = json::parse(layout, nullptr, false);
   if (lj.is_discarded() || Str(lj, "imageLayoutVersion").empty()) {
     return Error(path + "/oci-layout has no imageLayoutVersion", EINVAL);
   }
-  SLIPWAY_ASSIGN_OR_RETURN(std::string index, ReadAll(path + "/index.json"));
+  SLIPWAY_ASSIGN_OR_RETURN(std::string index, ReadWholeFile(path + "/index.json"));
   auto idx = IndexFromJson(index);
   if (!idx.ok()) return std::move(idx.error().AddContext(path + "/index.json"));
   l.index_ = std::move(idx).value();
@@ -401,7 +393,7 @@ std::string OciLayout::BlobPath(const std::string& digest) const {
 
 Result<std::string> OciLayout::ReadBlob(const std::string& digest, std::int64_t size) const {
   if (!IsSha256Digest(digest)) return Error("\"" + digest + "\" is not a sha256 digest", EINVAL);
-  SLIPWAY_ASSIGN_OR_RETURN(std::string bytes, ReadAll(BlobPath(digest)));
+  SLIPWAY_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(BlobPath(digest)));
   if (Sha256Digest(bytes) != digest) {
     return Error("blob " + digest + " in " + path_ + " does not match its digest", EINVAL);
   }

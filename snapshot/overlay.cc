@@ -1,6 +1,5 @@
 #include "snapshot/overlay.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "base/fs.h"
 #include "base/in_root.h"
 #include "base/unique_fd.h"
 
@@ -43,14 +43,11 @@ Result<void> Walk(const std::string& upper, int lower_fd, const std::string& rel
                   std::vector<LayerEntry>& out, int depth) {
   if (depth > 4096) return Error("upper directory deeper than 4096 levels", ELOOP);
   const std::string dir = rel.empty() ? upper : upper + "/" + rel;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return ErrnoError("listing " + dir);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  closedir(d);
+  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_fd.valid()) return ErrnoError("opening " + dir);
+  auto listed = ListDirectory(dir_fd.get());
+  if (!listed.ok()) return std::move(listed.error().AddContext(dir));
+  const std::vector<std::string>& names = *listed;
   for (const std::string& n : names) {
     const std::string path = rel.empty() ? n : rel + "/" + n;
     const std::string full = upper + "/" + path;

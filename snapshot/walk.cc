@@ -1,6 +1,5 @@
 #include "snapshot/walk.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "base/fs.h"
 #include "base/unique_fd.h"
 
 namespace slipway::snapshot {
@@ -44,19 +44,9 @@ Result<void> ScanDir(int dir_fd, const std::string& rel,
                      const std::function<bool(const std::string&)>& skip,
                      std::vector<Manifest::Entry>& out, int depth) {
   if (depth > 4096) return Error("directory tree deeper than 4096 levels at " + rel, ELOOP);
-  int listing = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (listing < 0) return ErrnoError("listing " + (rel.empty() ? "/" : rel));
-  DIR* d = fdopendir(listing);
-  if (!d) {
-    close(listing);
-    return ErrnoError("listing " + rel);
-  }
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  closedir(d);
+  auto listed = ListDirectory(dir_fd);
+  if (!listed.ok()) return std::move(listed.error().AddContext(rel.empty() ? "/" : rel));
+  const std::vector<std::string>& names = *listed;
   for (const std::string& n : names) {
     const std::string path = Join(rel, n);
     if (skip && skip(path)) continue;
@@ -78,25 +68,16 @@ Result<void> ScanDir(int dir_fd, const std::string& rel,
 // The entries of the root directory itself (not descending).
 Result<void> ScanDirShallow(int dir_fd, const std::function<bool(const std::string&)>& skip,
                             std::vector<Manifest::Entry>& out) {
-  int listing = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (listing < 0) return ErrnoError("listing /");
-  DIR* d = fdopendir(listing);
-  if (!d) {
-    close(listing);
-    return ErrnoError("listing /");
-  }
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == ".." || (skip && skip(n))) continue;
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir_fd));
+  for (const std::string& n : names) {
+    if (skip && skip(n)) continue;
     struct stat st;
     if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
-      closedir(d);
       return ErrnoError("inspecting " + n);
     }
     out.emplace_back(n, MetaOf(st));
   }
-  closedir(d);
   return Ok{};
 }
 
