@@ -126,6 +126,14 @@ struct Instruction {
   Healthcheck health;
   // ONBUILD: the parsed trigger
   std::shared_ptr<const Instruction> trigger;
+
+  // Filled in by the plan (plan.h):
+  // ARG: the value each declared name gets (a build arg, else the default, else the global ARG,
+  // else an automatic platform ARG); a name with no value is absent.
+  std::map<std::string, std::string> arg_values;
+  // Set on an instruction that came from an ONBUILD trigger of the base: where it came from
+  // ("ONBUILD of image busybox:latest", "ONBUILD of stage base").
+  std::string onbuild_of;
 };
 
 Result<Instruction> ParseInstruction(const Node& node, char escape);

@@ -207,9 +207,52 @@ class Planner {
     const std::size_t sized =
         static_cast<std::size_t>(plan_.stages.size()) + (has_preamble_ ? 1 : 0);
     if (sized < stage_sizes_.size()) s.instructions.reserve(stage_sizes_[sized]);
+    const Location from_at = ins.at;
     s.instructions.push_back(std::move(ins));
     plan_.stages.push_back(std::move(s));
     visible_dirty_ = true;
+    return Triggers(plan_.stages.back(), from_at);
+  }
+
+  // The base's ONBUILD triggers, run as if written right after FROM.
+  Result<void> Triggers(const Stage& s, const Location& from_at) {
+    std::vector<Instruction> triggers;
+    if (s.base_stage >= 0) {
+      const Stage& parent = plan_.stages[s.base_stage];
+      for (const Instruction& i : parent.instructions) {
+        if (i.kind == Kind::kOnbuild && i.trigger && i.onbuild_of.empty()) {
+          triggers.push_back(*i.trigger);
+          triggers.back().onbuild_of = "ONBUILD of stage " + (parent.name.empty()
+                                                                  ? std::to_string(parent.index)
+                                                                  : parent.name);
+        }
+      }
+    } else if (!s.scratch && opts_.image_onbuild) {
+      for (const std::string& text : opts_.image_onbuild(s.base)) {
+        const std::string origin = "ONBUILD of image " + s.base;
+        auto parsed = Parse(text, from_at.file);
+        if (!parsed.ok() || parsed->nodes.size() != 1) {
+          return SyntaxError(from_at, origin + ": cannot parse the trigger \"" + text + "\"" +
+                                          (parsed.ok() ? "" : ": " + parsed.error().message()));
+        }
+        auto ins = ParseInstruction(parsed->nodes[0], parsed->directives.escape);
+        if (!ins.ok()) {
+          return SyntaxError(from_at, origin + ": " + ins.error().message());
+        }
+        if (ins->kind == Kind::kFrom || ins->kind == Kind::kOnbuild ||
+            ins->kind == Kind::kMaintainer) {
+          return SyntaxError(from_at, origin + ": " + KindName(ins->kind) +
+                                          " is not allowed as an ONBUILD trigger");
+        }
+        triggers.push_back(std::move(ins).value());
+        triggers.back().onbuild_of = origin;
+      }
+    }
+    for (Instruction& t : triggers) {
+      t.at = from_at;
+      if (t.trigger) t.trigger = nullptr;
+      SLIPWAY_RETURN_IF_ERROR(InStage(std::move(t)));
+    }
     return Ok{};
   }
 
@@ -260,6 +303,8 @@ class Planner {
           } else if (automatic_.count(a.name)) {
             s.args[a.name] = automatic_[a.name];
           }
+          auto set = s.args.find(a.name);
+          if (set != s.args.end()) ins.arg_values[a.name] = set->second;
         }
         break;
       }

@@ -16,6 +16,8 @@
 // --checksum, --exclude), ENV, LABEL, ARG, EXPOSE, STOPSIGNAL, USER, VOLUME, WORKDIR and RUN
 // --mount values. Never expanded: RUN/CMD/ENTRYPOINT/HEALTHCHECK commands, ONBUILD triggers.
 //
+// Triggers spliced in after FROM carry Instruction::onbuild_of and the FROM line's location.
+//
 // A base image's own ENV is not known from the Dockerfile: pass it through BuildOptions::image_env
 // when the executor has resolved the image; without it such variables are unset here.
 //
@@ -44,6 +46,10 @@ struct BuildOptions {
   std::string build_platform = "linux/amd64";
   // ENV of a base image, by reference as written after expansion (optional).
   std::function<Env(const std::string& image)> image_env;
+  // ONBUILD triggers of a base image (its config's OnBuild), by reference (optional). They run
+  // right after the FROM that names the image; a stage FROM an earlier stage runs that stage's
+  // own ONBUILD instructions. Triggers are not passed on to grandchildren.
+  std::function<std::vector<std::string>(const std::string& image)> image_onbuild;
 };
 
 // Where COPY --from / RUN --mount from= points.

@@ -272,5 +272,44 @@ TEST_CASE("plan: the base image's ENV takes part in expansion when given") {
   CHECK(Ins(p, 1, 1).value == "/x");
 }
 
+TEST_CASE("plan: each ARG instruction records the values it sets, for RUN's environment") {
+  BuildOptions o;
+  o.build_args = {{"B", "given"}};
+  Plan p = MustPlan("ARG G=global\nFROM a\nARG A=one B=default G C\nRUN x\nARG TARGETARCH\n", o);
+  const Instruction& arg = Ins(p, 0, 1);
+  CHECK(arg.arg_values.at("A") == "one");
+  CHECK(arg.arg_values.at("B") == "given");
+  CHECK(arg.arg_values.at("G") == "global");
+  CHECK(arg.arg_values.count("C") == 0);  // declared without a value: unset
+  CHECK(Ins(p, 0, 3).arg_values.at("TARGETARCH") == "amd64");
+}
+
+TEST_CASE("plan: ONBUILD triggers run right after FROM, not in grandchildren (51)") {
+  BuildOptions o;
+  o.image_onbuild = [](const std::string& image) -> std::vector<std::string> {
+    if (image == "withtriggers") return {"RUN echo one", "ENV X=$Y"};
+    return {};
+  };
+  Plan p = MustPlan("FROM withtriggers AS a\nENV Y=2\nONBUILD RUN echo from-a\n"
+                    "FROM a AS b\nFROM b\n", o);
+  const Stage& a = p.stages[0];
+  REQUIRE(a.instructions.size() == 5);
+  CHECK(a.instructions[1].kind == Kind::kRun);
+  CHECK(a.instructions[1].onbuild_of == "ONBUILD of image withtriggers");
+  CHECK(a.instructions[1].at.line == 1);
+  CHECK(a.instructions[2].pairs[0].value == "");  // Y is not set yet when the trigger runs
+  const Stage& b = p.stages[1];
+  REQUIRE(b.instructions.size() == 2);
+  CHECK(b.instructions[1].command.shell == "echo from-a");
+  CHECK(b.instructions[1].onbuild_of == "ONBUILD of stage a");
+  CHECK(p.stages[2].instructions.size() == 1);  // b has no ONBUILD of its own
+
+  o.image_onbuild = [](const std::string&) -> std::vector<std::string> { return {"FROM x"}; };
+  CHECK(PlanError("FROM img\n", o) ==
+        "Dockerfile:1:1: ONBUILD of image img: FROM is not allowed as an ONBUILD trigger");
+  o.image_onbuild = [](const std::string&) -> std::vector<std::string> { return {"BOGUS x"}; };
+  CHECK(PlanError("FROM img\n", o).find("Dockerfile:1:1: ONBUILD of image img: ") == 0);
+}
+
 }  // namespace
 }  // namespace slipway::dockerfile
