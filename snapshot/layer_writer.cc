@@ -439,4 +439,24 @@ Result<LayerBlob> WriteLayer(int root_fd, std::vector<LayerEntry> entries, int o
   return blob;
 }
 
+Result<LayerBlob> CompressLayer(int tar_fd, int out_fd, const LayerOptions& options) {
+  Sink sink(out_fd, options);
+  SLIPWAY_RETURN_IF_ERROR(sink.Start());
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = read(tar_fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("reading the layer tar");
+    if (n == 0) break;
+    SLIPWAY_RETURN_IF_ERROR(sink.Write(buf.data(), static_cast<std::size_t>(n)));
+  }
+  SLIPWAY_RETURN_IF_ERROR(sink.Finish());
+  LayerBlob blob;
+  blob.diff_id = sink.diff_id();
+  blob.digest = sink.digest();
+  blob.size = sink.size();
+  blob.uncompressed_size = sink.uncompressed();
+  return blob;
+}
+
 }  // namespace slipway::snapshot

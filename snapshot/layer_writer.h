@@ -57,6 +57,10 @@ void SortLayerEntries(std::vector<LayerEntry>& entries);
 Result<LayerBlob> WriteLayer(int root_fd, std::vector<LayerEntry> entries, int out_fd,
                              const LayerOptions& options = {});
 
+// Compresses an uncompressed layer tar read from `tar_fd` (from its offset to EOF) into `out_fd`
+// exactly as WriteLayer would have: the same bytes, the same digests.
+Result<LayerBlob> CompressLayer(int tar_fd, int out_fd, const LayerOptions& options = {});
+
 }  // namespace slipway::snapshot
 
 #endif  // SLIPWAY_SNAPSHOT_LAYER_WRITER_H_

@@ -135,6 +135,22 @@ TEST_CASE("walk: the same tree gives byte-identical layers, and clamping applies
   clamped.clamp_mtime = 1000;
   auto [b5, bytes5] = write(clamped);
   CHECK(b5.diff_id != b3.diff_id);
+  // Compressing the plain tar afterwards gives exactly what WriteLayer wrote.
+  const std::string plain = tmp.Join("plain.tar");
+  WriteFile(plain, bytes3);
+  for (const LayerOptions& o : {gz, par, zstd}) {
+    UniqueFd in(open(plain.c_str(), O_RDONLY));
+    const std::string out_path = tmp.Join("c");
+    UniqueFd out(open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    auto c = CompressLayer(in.get(), out.get(), o);
+    REQUIRE(c.ok());
+    CHECK(c->diff_id == b1.diff_id);
+    CHECK(c->uncompressed_size == b3.size);
+    const std::string expected = o.compression == Compression::kZstd ? bytes4
+                                 : o.threads == 1                   ? bytes1
+                                                                    : pbytes4;
+    CHECK(ReadFile(out_path) == expected);
+  }
 }
 
 TEST_CASE("walk: a regular file named .wh.* cannot be stored") {
