@@ -1,0 +1,1035 @@
+#include "executor/build.h"
+
+#include <archive.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/in_root.h"
+#include "base/path.h"
+#include "base/unique_fd.h"
+#include "dockerfile/plan.h"
+#include "executor/context.h"
+#include "executor/copy.h"
+#include "executor/fetch.h"
+#include "executor/run_step.h"
+#include "executor/seccomp.h"
+#include "image/digest.h"
+#include "snapshot/extract.h"
+#include "userdb/resolve.h"
+
+namespace slipway::executor {
+namespace {
+
+using dockerfile::Instruction;
+using dockerfile::Kind;
+using dockerfile::Stage;
+
+std::atomic<int> g_signal{0};
+std::mutex g_proc_mu;
+Process* g_proc = nullptr;
+
+void SetRunning(Process* p) {
+  std::lock_guard<std::mutex> l(g_proc_mu);
+  g_proc = p;
+  if (p && g_signal.load()) (void)p->Signal(g_signal.load());
+}
+
+std::string Rfc3339(std::int64_t secs) {
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string JoinWords(const std::vector<std::string>& words) {
+  std::string s;
+  for (const std::string& w : words) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+// Removes a directory tree without following symlinks; unmounts nothing (callers unmount first).
+void RemoveTree(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+  UniqueFd dir(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) (void)RemoveAllAt(dir.get(), path.substr(slash + 1));
+}
+
+// The temporary build directory: removed on every path.
+class WorkDir {
+ public:
+  static Result<std::unique_ptr<WorkDir>> Create(const std::string& base) {
+    std::string tmpl = (base.empty() ? "/var/tmp" : base) + "/slipway-build-XXXXXX";
+    if (!mkdtemp(tmpl.data())) return ErrnoError("creating a work directory in " + base);
+    return std::unique_ptr<WorkDir>(new WorkDir(tmpl));
+  }
+  ~WorkDir() { RemoveTree(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit WorkDir(std::string p) : path_(std::move(p)) {}
+  std::string path_;
+};
+
+Result<void> WriteTextFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp-slipway";
+  {
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoError("writing " + path);
+    if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      unlink(tmp.c_str());
+      return ErrnoError("writing " + path);
+    }
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return ErrnoError("renaming " + tmp + " to " + path);
+  }
+  return Ok{};
+}
+
+// Decompresses a layer blob into a plain tar, checking its diff id.
+Result<void> Decompress(const std::string& blob, const std::string& out, const std::string& diff_id) {
+  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_raw(a.get());
+  if (archive_read_open_filename(a.get(), blob.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return Error("opening the layer " + blob + ": " + archive_error_string(a.get()), EIO);
+  }
+  archive_entry* e = nullptr;
+  if (archive_read_next_header(a.get(), &e) != ARCHIVE_OK) {
+    return Error("reading the layer " + blob + ": " + archive_error_string(a.get()), EIO);
+  }
+  UniqueFd fd(open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoError("creating " + out);
+  image::Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+    if (n < 0) return Error("decompressing " + blob + ": " + archive_error_string(a.get()), EIO);
+    if (n == 0) break;
+    h.Update(buf.data(), static_cast<std::size_t>(n));
+    if (write(fd.get(), buf.data(), static_cast<std::size_t>(n)) != n) {
+      return ErrnoError("writing " + out);
+    }
+  }
+  const std::string got = h.Digest();
+  if (got != diff_id) {
+    return Error("layer " + blob + " decompresses to " + got + ", not its diff id " + diff_id,
+                 EINVAL);
+  }
+  return Ok{};
+}
+
+void SetEnv(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  for (std::string& e : env) {
+    if (e.compare(0, key.size() + 1, key + "=") == 0) {
+      e = key + "=" + value;
+      return;
+    }
+  }
+  env.push_back(key + "=" + value);
+}
+
+bool HasEnv(const std::vector<std::string>& env, const std::string& key) {
+  for (const std::string& e : env) {
+    if (e.compare(0, key.size() + 1, key + "=") == 0) return true;
+  }
+  return false;
+}
+
+dockerfile::Env EnvMap(const std::vector<std::string>& env) {
+  dockerfile::Env m;
+  for (const std::string& e : env) {
+    const std::size_t eq = e.find('=');
+    if (eq != std::string::npos) m[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  return m;
+}
+
+std::string StripDigest(const std::string& ref) {
+  const std::string r = ref.substr(0, ref.find('@'));
+  const std::size_t slash = r.rfind('/');
+  const std::size_t colon = r.rfind(':');
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return r + ":latest";
+  return r;
+}
+
+struct StageState {
+  image::ImageConfig config;
+  std::vector<Layer> layers;
+  std::string rootfs;
+  dockerfile::Env args;  // ARG values in effect
+  bool cmd_set = false;
+};
+
+class Builder {
+ public:
+  Builder(const BuildRequest& r, Progress& p) : r_(r), progress_(p) {}
+
+  // Returns the exit code; `error_` holds the message.
+  int Run(BuildOutcome* out);
+
+ private:
+  Result<void> Prepare();
+  Result<void> BuildStage(int index);
+  Result<void> Execute(const Stage& s, StageState& st, int index, int step);
+  Result<void> FsStep(StageState& st, const Instruction& ins, const std::string& created_by,
+                      int step,
+                      const std::function<Result<std::vector<TouchedDir>>(const std::string&)>& body);
+  Result<void> DoRun(const Stage& s, StageState& st, int index, int step);
+  Result<void> DoCopy(const Stage& s, StageState& st, int index, int step);
+  Result<void> DoWorkdir(StageState& st, const Instruction& ins, int step);
+  Result<std::string> SourceRoot(const dockerfile::SourceRef& ref);
+  Result<void> Export(StageState& st);
+  Result<void> ExtractInto(const std::string& rootfs, const std::vector<Layer>& layers);
+  std::string NewScratch();
+  void History(StageState& st, const std::string& created_by, bool empty);
+  std::string Label(const Stage& s, int i) const;
+  std::optional<std::int64_t> Epoch() const;
+  image::Platform PlatformOf(const Stage& s) const {
+    return ParsePlatform(s.platform.empty() ? r_.platform : s.platform);
+  }
+
+  const BuildRequest& r_;
+  Progress& progress_;
+  std::unique_ptr<WorkDir> work_;
+  BuildContext ctx_;
+  dockerfile::Plan plan_;
+  std::map<std::string, BaseImage> bases_;       // by reference as written
+  std::map<std::string, std::string> image_roots_;  // COPY --from=<image>: unpacked roots
+  std::vector<StageState> states_;
+  std::optional<SeccompProgram> seccomp_;
+  std::map<std::string, std::string> secrets_;  // id -> file
+  std::unique_ptr<snapshot::Snapshotter> whole_;  // --single-snapshot
+  int scratch_count_ = 0;
+  int layer_count_ = 0;
+  int exit_code_ = 1;
+  std::string now_;
+  BuildOutcome* out_ = nullptr;
+};
+
+std::optional<std::int64_t> Builder::Epoch() const {
+  if (plan_.source_date_epoch) return plan_.source_date_epoch;
+  if (const char* e = getenv("SOURCE_DATE_EPOCH"); e && *e) {
+    char* end = nullptr;
+    const long long v = std::strtoll(e, &end, 10);
+    if (end && *end == '\0' && v >= 0) return v;
+  }
+  if (r_.reproducible) return 0;
+  return std::nullopt;
+}
+
+std::string Builder::NewScratch() {
+  const std::string p = work_->path() + "/scratch-" + std::to_string(scratch_count_++);
+  mkdir(p.c_str(), 0700);
+  return p;
+}
+
+std::string Builder::Label(const Stage& s, int i) const {
+  const std::string n = std::to_string(i + 1) + "/" + std::to_string(s.instructions.size());
+  if (s.index == plan_.target && s.name.empty()) return "[" + n + "]";
+  return "[" + (s.name.empty() ? "stage-" + std::to_string(s.index) : s.name) + " " + n + "]";
+}
+
+void Builder::History(StageState& st, const std::string& created_by, bool empty) {
+  image::HistoryEntry h;
+  h.created = now_;
+  h.created_by = created_by;
+  h.comment = "buildkit.dockerfile.v0";
+  h.empty_layer = empty;
+  st.config.history.push_back(std::move(h));
+}
+
+Result<void> Builder::Prepare() {
+  SLIPWAY_ASSIGN_OR_RETURN(work_, WorkDir::Create(r_.work_dir));
+  SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path()));
+  secrets_ = r_.secrets;
+  for (const auto& [id, value] : r_.secret_values) {
+    const std::string file = work_->path() + "/secret-" + std::to_string(secrets_.size());
+    SLIPWAY_RETURN_IF_ERROR(WriteTextFile(file, value));
+    chmod(file.c_str(), 0600);
+    secrets_[id] = file;
+  }
+  if (r_.seccomp_profile != "unconfined") {
+    if (r_.seccomp_profile.empty()) {
+      SLIPWAY_ASSIGN_OR_RETURN(seccomp_, SeccompProgram::Default());
+    } else {
+      SLIPWAY_ASSIGN_OR_RETURN(seccomp_, SeccompProgram::FromProfileFile(r_.seccomp_profile));
+    }
+  }
+  dockerfile::BuildOptions opts;
+  opts.build_args = r_.build_args;
+  opts.target = r_.target;
+  opts.target_platform = r_.platform;
+  // First pass: which images the needed stages start from.
+  SLIPWAY_ASSIGN_OR_RETURN(dockerfile::Plan first,
+                           dockerfile::PlanDockerfile(ctx_.dockerfile_text, ctx_.dockerfile_name, opts));
+  const int step = progress_.Start("[internal] load base images");
+  int n = 0;
+  for (int i : first.needed) {
+    const Stage& s = first.stages[i];
+    if (s.base_stage >= 0 || s.scratch || bases_.count(s.base)) continue;
+    const std::string dir = work_->path() + "/base-" + std::to_string(n++);
+    mkdir(dir.c_str(), 0700);
+    auto img = r_.sources.Load(s.base, PlatformOf(s), dir);
+    if (!img.ok()) {
+      progress_.Failed(step, img.error().ToString());
+      return std::move(img.error().AddContext(s.at.ToString() + ": FROM " + s.base));
+    }
+    progress_.Message(Verbosity::kDebug, "image " + s.base + " from " + img->source + ": " +
+                                             std::to_string(img->layers.size()) + " layers");
+    bases_[s.base] = std::move(img).value();
+  }
+  progress_.Done(step);
+  opts.image_env = [this](const std::string& ref) {
+    auto it = bases_.find(ref);
+    return it == bases_.end() ? dockerfile::Env{} : EnvMap(it->second.config.env);
+  };
+  opts.image_onbuild = [this](const std::string& ref) {
+    auto it = bases_.find(ref);
+    return it == bases_.end() ? std::vector<std::string>{} : it->second.config.on_build;
+  };
+  SLIPWAY_ASSIGN_OR_RETURN(plan_,
+                           dockerfile::PlanDockerfile(ctx_.dockerfile_text, ctx_.dockerfile_name, opts));
+  for (const dockerfile::Warning& w : plan_.warnings) {
+    progress_.Message(Verbosity::kWarn, w.ToString());
+  }
+  states_.resize(plan_.stages.size());
+  const auto epoch = Epoch();
+  now_ = Rfc3339(epoch ? *epoch : static_cast<std::int64_t>(std::time(nullptr)));
+  return Ok{};
+}
+
+Result<void> Builder::ExtractInto(const std::string& rootfs, const std::vector<Layer>& layers) {
+  UniqueFd root(open(rootfs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return ErrnoError("opening " + rootfs);
+  snapshot::ExtractOptions o;
+  o.allow_devices = geteuid() == 0;
+  for (const Layer& l : layers) {
+    const std::string& file = l.tar_path.empty() ? l.blob_path : l.tar_path;
+    UniqueFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError("opening the layer " + file);
+    auto st = snapshot::ExtractLayer(root.get(), fd.get(), l.diff_id, o);
+    if (!st.ok()) return std::move(st).error();
+    for (const std::string& w : st->warnings) {
+      progress_.Message(Verbosity::kDebug, "layer " + l.diff_id + ": " + w);
+    }
+  }
+  return Ok{};
+}
+
+Result<std::string> Builder::SourceRoot(const dockerfile::SourceRef& ref) {
+  if (ref.stage >= 0) return states_[ref.stage].rootfs;
+  auto it = image_roots_.find(ref.image);
+  if (it != image_roots_.end()) return it->second;
+  const std::string dir = work_->path() + "/image-" + std::to_string(image_roots_.size());
+  mkdir(dir.c_str(), 0700);
+  mkdir((dir + "/rootfs").c_str(), 0755);
+  SLIPWAY_ASSIGN_OR_RETURN(BaseImage img,
+                           r_.sources.Load(ref.image, ParsePlatform(r_.platform), dir));
+  SLIPWAY_RETURN_IF_ERROR(ExtractInto(dir + "/rootfs", img.layers));
+  image_roots_[ref.image] = dir + "/rootfs";
+  return dir + "/rootfs";
+}
+
+Result<void> Builder::BuildStage(int index) {
+  const Stage& s = plan_.stages[index];
+  StageState& st = states_[index];
+  const std::string dir = work_->path() + "/stage-" + std::to_string(index);
+  st.rootfs = dir + "/rootfs";
+  if (mkdir(dir.c_str(), 0700) != 0 || mkdir(st.rootfs.c_str(), 0755) != 0) {
+    return ErrnoError("creating " + st.rootfs);
+  }
+  const int from_step = progress_.Start(Label(s, 0) + " FROM " + s.base +
+                                        (s.name.empty() ? "" : " AS " + s.name));
+  auto from = [&]() -> Result<void> {
+    if (s.base_stage >= 0) {
+      const StageState& parent = states_[s.base_stage];
+      st.config = parent.config;
+      st.layers = parent.layers;
+      st.args = parent.args;
+    } else if (s.scratch) {
+      st.config = image::ImageConfig{};
+    } else {
+      const BaseImage& img = bases_.at(s.base);
+      st.config = img.config;
+      st.layers = img.layers;
+    }
+    SLIPWAY_RETURN_IF_ERROR(ExtractInto(st.rootfs, st.layers));
+    const image::Platform p = PlatformOf(s);
+    st.config.os = p.os;
+    st.config.architecture = p.architecture;
+    st.config.variant = p.variant;
+    st.config.on_build.clear();  // triggers run once, in this stage (the plan spliced them in)
+    if (!HasEnv(st.config.env, "PATH")) {
+      st.config.env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    return Ok{};
+  };
+  if (auto r = from(); !r.ok()) {
+    progress_.Failed(from_step, r.error().ToString());
+    return std::move(r.error().AddContext(s.at.ToString() + ": FROM " + s.base));
+  }
+  progress_.Done(from_step);
+  if (r_.single_snapshot) {
+    SLIPWAY_ASSIGN_OR_RETURN(whole_, snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode));
+  }
+  for (std::size_t i = 1; i < s.instructions.size(); ++i) {
+    if (g_signal.load()) {
+      return Error("interrupted by signal " + std::to_string(g_signal.load()), EINTR);
+    }
+    const Instruction& ins = s.instructions[i];
+    std::string name = Label(s, static_cast<int>(i)) + " " + ins.original;
+    if (!ins.onbuild_of.empty()) name += " (" + ins.onbuild_of + ")";
+    const int step = progress_.Start(name);
+    auto r = Execute(s, st, static_cast<int>(i), step);
+    if (!r.ok()) {
+      progress_.Failed(step, r.error().ToString());
+      whole_.reset();
+      std::string what = ins.original;
+      if (what.size() > 80) what = what.substr(0, 77) + "...";
+      return std::move(r.error().AddContext(ins.at.ToString() + ": " + what));
+    }
+  }
+  if (whole_) {
+    const int step = progress_.Start(Label(s, static_cast<int>(s.instructions.size()) - 1) +
+                                     " single snapshot");
+    auto changes = whole_->Changes();
+    if (!changes.ok()) return std::move(changes).error();
+    const std::string tar = work_->path() + "/layer-" + std::to_string(layer_count_++) + ".tar";
+    UniqueFd out(open(tar.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    UniqueFd root(open(whole_->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    snapshot::LayerOptions lo;
+    lo.compression = snapshot::Compression::kNone;
+    lo.clamp_mtime = Epoch();
+    SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob blob, snapshot::WriteLayer(root.get(), *changes, out.get(), lo));
+    SLIPWAY_RETURN_IF_ERROR(whole_->Commit(tar));
+    whole_.reset();
+    if (!changes->empty()) {
+      Layer l;
+      l.diff_id = blob.diff_id;
+      l.tar_path = tar;
+      st.layers.push_back(l);
+      History(st, "slipway: single snapshot of the stage", false);
+    }
+    progress_.Done(step);
+  }
+  return Ok{};
+}
+
+Result<void> Builder::FsStep(
+    StageState& st, const Instruction& ins, const std::string& created_by, int step,
+    const std::function<Result<std::vector<TouchedDir>>(const std::string&)>& body) {
+  (void)ins;
+  if (whole_) {
+    auto done = body(whole_->root());
+    if (!done.ok()) return std::move(done).error();
+    History(st, created_by, true);
+    progress_.Done(step, "single snapshot");
+    return Ok{};
+  }
+  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<snapshot::Snapshotter> snap,
+                           snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode));
+  progress_.Message(Verbosity::kDebug,
+                    std::string("snapshot: ") +
+                        (snap->strategy() == snapshot::Strategy::kOverlay ? "overlay" : "walk"));
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<TouchedDir> touched, body(snap->root()));
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<snapshot::LayerEntry> changes, snap->Changes());
+  UniqueFd root(open(snap->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return ErrnoError("opening " + snap->root());
+  // Leave out --ignore-path and the directories that only held our mount points.
+  std::vector<std::string> ignored;
+  for (const std::string& p : r_.ignore_paths) {
+    const std::string c = CleanPath("/" + p);
+    if (c != "/") ignored.push_back(c.substr(1));
+  }
+  auto under = [](const std::string& path, const std::string& dir) {
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                           path[dir.size()] == '/');
+  };
+  std::vector<snapshot::LayerEntry> kept;
+  for (const snapshot::LayerEntry& e : changes) {
+    bool drop = std::any_of(ignored.begin(), ignored.end(),
+                            [&](const std::string& d) { return under(e.path, d); });
+    for (const TouchedDir& t : touched) {
+      if (drop || t.path.empty() || e.kind != snapshot::LayerEntry::kPath || e.path != t.path) continue;
+      const bool others = std::any_of(changes.begin(), changes.end(), [&](const auto& o) {
+        return o.path != t.path && under(o.path, t.path);
+      });
+      struct stat now;
+      if (!others && fstatat(root.get(), t.path.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+          now.st_mode == t.before.st_mode && now.st_uid == t.before.st_uid &&
+          now.st_gid == t.before.st_gid) {
+        drop = true;
+      }
+    }
+    if (!drop) kept.push_back(e);
+  }
+  const std::string tar = work_->path() + "/layer-" + std::to_string(layer_count_++) + ".tar";
+  UniqueFd out(open(tar.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out.valid()) return ErrnoError("creating " + tar);
+  snapshot::LayerOptions lo;
+  lo.compression = snapshot::Compression::kNone;
+  lo.clamp_mtime = Epoch();
+  SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob blob, snapshot::WriteLayer(root.get(), kept, out.get(), lo));
+  out.Reset();
+  root.Reset();
+  SLIPWAY_RETURN_IF_ERROR(snap->Commit(tar));
+  snap.reset();
+  if (kept.empty()) {
+    unlink(tar.c_str());
+    History(st, created_by, true);
+    progress_.Done(step, "no changes: empty layer");
+    return Ok{};
+  }
+  Layer l;
+  l.diff_id = blob.diff_id;
+  l.tar_path = tar;
+  st.layers.push_back(l);
+  History(st, created_by, false);
+  progress_.Done(step, std::to_string(kept.size()) + " entries");
+  return Ok{};
+}
+
+Result<void> Builder::DoRun(const Stage& s, StageState& st, int index, int step) {
+  const Instruction& ins = s.instructions[index];
+  if (ins.security == "insecure") {
+    return Error("RUN --security=insecure is not supported: steps always run sandboxed", ENOTSUP);
+  }
+  if (ins.network == "host") {
+    progress_.Message(Verbosity::kDebug, "--network=host: the step shares the host's network");
+  }
+  RunRequest rr;
+  const std::vector<std::string> shell =
+      st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
+  const dockerfile::RunHeredoc hd = dockerfile::ClassifyRunHeredoc(ins);
+  std::string created_by;
+  if (hd.kind == dockerfile::RunHeredocKind::kScript) {
+    rr.script = hd.text;
+    created_by = "RUN " + ins.original;
+  } else if (hd.kind != dockerfile::RunHeredocKind::kNone) {
+    rr.argv = shell;
+    rr.argv.push_back(hd.text);
+    created_by = "RUN " + JoinWords(shell) + " " + hd.text;
+  } else if (ins.command.exec_form) {
+    rr.argv = ins.command.exec;
+    created_by = "RUN " + JoinWords(ins.command.exec);
+  } else {
+    rr.argv = shell;
+    rr.argv.push_back(ins.command.shell);
+    created_by = "RUN " + JoinWords(shell) + " " + ins.command.shell;
+  }
+  if (!rr.script.empty() || !rr.argv.empty()) created_by += " # buildkit";
+  if (rr.script.empty() && rr.argv.empty()) return Error("RUN has no command", EINVAL);
+  rr.env = st.config.env;
+  for (const auto& [k, v] : st.args) {
+    if (!HasEnv(rr.env, k)) rr.env.push_back(k + "=" + v);
+  }
+  for (const auto& [k, v] : r_.build_args) {
+    if (dockerfile::IsProxyArg(k) && !HasEnv(rr.env, k)) rr.env.push_back(k + "=" + v);
+  }
+  rr.user = st.config.user;
+  rr.workdir = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+  rr.network = ins.network;
+  rr.mounts = ins.mounts;
+  rr.mount_roots[""] = ctx_.root;
+  auto refs = s.mount_sources.find(index);
+  std::size_t k = 0;
+  for (const dockerfile::Mount& m : ins.mounts) {
+    if (m.from.empty()) continue;
+    if (refs == s.mount_sources.end() || k >= refs->second.size()) {
+      return Error("RUN --mount from=" + m.from + ": unresolved", EINVAL);
+    }
+    SLIPWAY_ASSIGN_OR_RETURN(rr.mount_roots[m.from], SourceRoot(refs->second[k++]));
+  }
+  rr.secrets = secrets_;
+  rr.cache_dir = r_.cache_dir;
+  rr.seccomp = seccomp_ ? &*seccomp_ : nullptr;
+  rr.output = [this, step](std::string_view line) { progress_.Output(step, line); };
+  rr.on_process = SetRunning;
+  return FsStep(st, ins, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
+    rr.root = root;
+    rr.scratch = NewScratch();
+    SLIPWAY_ASSIGN_OR_RETURN(RunOutcome o, RunStep(rr));
+    for (const std::string& w : o.warnings) progress_.Message(Verbosity::kWarn, w);
+    if (o.status.code != 0 || o.status.signal != 0) {
+      exit_code_ = o.status.ShellStatus();
+      return Error("the command " +
+                       (rr.script.empty() ? "[" + JoinWords(rr.argv) + "]" : std::string("(heredoc script)")) +
+                       " " + o.status.ToString(),
+                   0);
+    }
+    return std::move(o.touched);
+  });
+}
+
+Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step) {
+  const Instruction& ins = s.instructions[index];
+  const dockerfile::CopySpec& c = ins.copy;
+  const bool add = ins.kind == Kind::kAdd;
+  const std::string workdir = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+  std::string dest = c.dest.empty() ? "." : c.dest;
+  const bool trailing = dest.back() == '/' || dest == "." || dest == "..";
+  dest = CleanPath(dest[0] == '/' ? dest : workdir + "/" + dest);
+  if (trailing && dest != "/") dest += "/";
+  std::string src_root = ctx_.root;
+  const bool from_context = c.from.empty();
+  if (!from_context) {
+    auto ref = s.sources.find(index);
+    if (ref == s.sources.end()) return Error("--from=" + c.from + ": unresolved", EINVAL);
+    SLIPWAY_ASSIGN_OR_RETURN(src_root, SourceRoot(ref->second));
+  }
+  std::vector<std::string> local, urls;
+  std::vector<InlineFile> inline_files;
+  for (const std::string& src : c.sources) {
+    if (src.rfind("<<", 0) == 0 && !ins.heredocs.empty()) {
+      const std::string name = src.substr(2);
+      for (const auto& h : ins.heredocs) {
+        if (h.name == name) inline_files.push_back({name, h.content});
+      }
+      continue;
+    }
+    if (add && IsGitUrl(src)) {
+      return Error("ADD " + src + ": git sources are not supported yet", ENOTSUP);
+    }
+    if (add && IsHttpUrl(src)) {
+      urls.push_back(src);
+      continue;
+    }
+    if (!add && (IsHttpUrl(src))) {
+      return Error("COPY cannot fetch URLs (" + src + "): use ADD", EINVAL);
+    }
+    local.push_back(src);
+  }
+  if (!c.checksum.empty() && (urls.size() != 1 || !local.empty())) {
+    return Error("--checksum needs exactly one http(s) source", EINVAL);
+  }
+  std::string created_by = std::string(add ? "ADD " : "COPY ");
+  if (!c.from.empty()) created_by += "--from=" + c.from + " ";
+  if (!c.chown.empty()) created_by += "--chown=" + c.chown + " ";
+  if (!c.chmod.empty()) created_by += "--chmod=" + c.chmod + " ";
+  created_by += JoinWords(c.sources) + " " + c.dest + " # buildkit";
+  return FsStep(st, ins, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
+    UniqueFd dst(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dst.valid() || !src.valid()) return ErrnoError("opening the roots of the copy");
+    CopyRequest req;
+    req.dst_root_fd = dst.get();
+    req.dest = dest;
+    req.chmod = c.chmod;
+    req.parents = c.parents;
+    req.link = c.link;
+    req.excludes = c.excludes;
+    req.privileged = geteuid() == 0;
+    if (!c.chown.empty()) {
+      auto owner = userdb::ResolveChown(root, c.chown);
+      if (!owner.ok()) return std::move(owner.error().AddContext("--chown=" + c.chown));
+      req.chown = FileOwner{owner->uid, owner->gid};
+    }
+    const std::size_t total = local.size() + urls.size() + inline_files.size();
+    if (total > 1 && dest.back() != '/') {
+      // Several sources (heredocs and URLs included) need a directory destination.
+      struct stat sst;
+      auto d = OpenInRoot(dst.get(), dest, O_PATH);
+      if (!d.ok() || fstat(d->get(), &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+        return Error(std::string("When using ") + (add ? "ADD" : "COPY") +
+                         " with more than one source file, the destination must be a directory "
+                         "and end with a /",
+                     EINVAL);
+      }
+    }
+    if (!local.empty() || !inline_files.empty()) {
+      req.src_root_fd = src.get();
+      req.from_context = from_context;
+      req.ignore = from_context ? &ctx_.ignore : nullptr;
+      req.sources = local;
+      req.inline_files = inline_files;
+      req.unpack_archives = add && from_context && c.unpack.value_or(true);
+      if (total > 1 && req.dest.back() != '/') req.dest += "/";
+      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(req));
+      for (const std::string& w : stats.warnings) progress_.Message(Verbosity::kWarn, w);
+    }
+    for (const std::string& url : urls) {
+      const std::string dir = NewScratch();
+      std::string name = UrlFileName(url);
+      if (name.empty()) name = "download";
+      const std::string file = dir + "/" + name;
+      progress_.Output(step, "downloading " + url);
+      SLIPWAY_ASSIGN_OR_RETURN(Fetched f, FetchUrl(url, file));
+      if (!c.checksum.empty() && f.digest != c.checksum) {
+        return Error("ADD " + url + ": checksum mismatch: got " + f.digest + ", --checksum is " +
+                         c.checksum,
+                     EINVAL);
+      }
+      const struct timespec times[2] = {{f.mtime.value_or(0), 0}, {f.mtime.value_or(0), 0}};
+      if (f.mtime) utimensat(AT_FDCWD, file.c_str(), times, 0);
+      chmod(file.c_str(), 0600);
+      UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      CopyRequest u = req;
+      u.src_root_fd = d.get();
+      u.from_context = true;  // owned 0:0 unless --chown
+      u.ignore = nullptr;
+      u.sources = {name};
+      u.inline_files.clear();
+      u.unpack_archives = c.unpack.value_or(false);
+      if (total > 1 && u.dest.back() != '/') u.dest += "/";
+      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
+      (void)stats;
+    }
+    return std::vector<TouchedDir>{};
+  });
+}
+
+Result<void> Builder::DoWorkdir(StageState& st, const Instruction& ins, int step) {
+  const std::string cur = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+  const std::string path = CleanPath(ins.value[0] == '/' ? ins.value : cur + "/" + ins.value);
+  st.config.working_dir = path;
+  const std::string created_by = "WORKDIR " + path;
+  const std::string root = whole_ ? whole_->root() : st.rootfs;
+  UniqueFd rfd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!rfd.valid()) return ErrnoError("opening " + root);
+  if (OpenInRoot(rfd.get(), path, O_PATH | O_DIRECTORY).ok()) {
+    History(st, created_by, true);
+    progress_.Done(step, "exists");
+    return Ok{};
+  }
+  rfd.Reset();
+  return FsStep(st, ins, created_by, step, [&](const std::string& r) -> Result<std::vector<TouchedDir>> {
+    FileOwner owner;
+    if (!st.config.user.empty()) {
+      auto id = userdb::ResolveUser(r, st.config.user);
+      if (!id.ok()) return std::move(id.error().AddContext("USER " + st.config.user));
+      owner = FileOwner{id->uid, id->gid};
+    }
+    UniqueFd fd(open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    SLIPWAY_ASSIGN_OR_RETURN(UniqueFd dir, MakeDirsInRoot(fd.get(), path, owner, false));
+    return std::vector<TouchedDir>{};
+  });
+}
+
+Result<void> Builder::Execute(const Stage& s, StageState& st, int index, int step) {
+  const Instruction& ins = s.instructions[index];
+  image::ImageConfig& c = st.config;
+  auto meta = [&](const std::string& created_by) {
+    History(st, created_by, true);
+    progress_.Done(step, "metadata");
+    return Result<void>(Ok{});
+  };
+  auto command = [&](const dockerfile::CommandLine& cl) {
+    if (cl.exec_form) return cl.exec;
+    std::vector<std::string> v =
+        c.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : c.shell;
+    v.push_back(cl.shell);
+    return v;
+  };
+  switch (ins.kind) {
+    case Kind::kRun:
+      return DoRun(s, st, index, step);
+    case Kind::kCopy:
+    case Kind::kAdd:
+      return DoCopy(s, st, index, step);
+    case Kind::kWorkdir:
+      return DoWorkdir(st, ins, step);
+    case Kind::kEnv: {
+      std::string desc;
+      for (const auto& kv : ins.pairs) {
+        SetEnv(c.env, kv.key, kv.value);
+        desc += (desc.empty() ? "" : " ") + kv.key + "=" + kv.value;
+      }
+      return meta("ENV " + desc);
+    }
+    case Kind::kArg: {
+      std::string desc;
+      for (const auto& a : ins.args) {
+        auto v = ins.arg_values.find(a.name);
+        if (v != ins.arg_values.end()) {
+          st.args[a.name] = v->second;
+          desc += (desc.empty() ? "" : " ") + a.name + "=" + v->second;
+        } else {
+          desc += (desc.empty() ? "" : " ") + a.name;
+        }
+      }
+      return meta("ARG " + desc);
+    }
+    case Kind::kLabel: {
+      std::string desc;
+      for (const auto& kv : ins.pairs) {
+        c.labels[kv.key] = kv.value;
+        desc += (desc.empty() ? "" : " ") + kv.key + "=" + kv.value;
+      }
+      return meta("LABEL " + desc);
+    }
+    case Kind::kExpose: {
+      for (std::string p : ins.words) {
+        if (p.find('/') == std::string::npos) p += "/tcp";
+        for (char& ch : p) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (std::find(c.exposed_ports.begin(), c.exposed_ports.end(), p) == c.exposed_ports.end()) {
+          c.exposed_ports.push_back(p);
+        }
+      }
+      return meta("EXPOSE " + JoinWords(ins.words));
+    }
+    case Kind::kVolume: {
+      for (const std::string& v : ins.words) {
+        if (std::find(c.volumes.begin(), c.volumes.end(), v) == c.volumes.end()) c.volumes.push_back(v);
+      }
+      return meta("VOLUME " + JoinWords(ins.words));
+    }
+    case Kind::kUser:
+      c.user = ins.value;
+      return meta("USER " + ins.value);
+    case Kind::kShell:
+      c.shell = ins.words;
+      return meta("SHELL [" + JoinWords(ins.words) + "]");
+    case Kind::kCmd:
+      c.cmd = command(ins.command);
+      st.cmd_set = true;
+      return meta("CMD [" + JoinWords(*c.cmd) + "]");
+    case Kind::kEntrypoint:
+      c.entrypoint = command(ins.command);
+      if (!st.cmd_set) c.cmd.reset();  // an inherited CMD does not survive a new ENTRYPOINT
+      return meta("ENTRYPOINT [" + JoinWords(*c.entrypoint) + "]");
+    case Kind::kHealthcheck: {
+      image::Healthcheck h;
+      if (ins.health.none) {
+        h.test = {"NONE"};
+      } else if (ins.health.command.exec_form) {
+        h.test = {"CMD"};
+        h.test.insert(h.test.end(), ins.health.command.exec.begin(), ins.health.command.exec.end());
+      } else {
+        h.test = {"CMD-SHELL", ins.health.command.shell};
+      }
+      h.interval = ins.health.interval_ns;
+      h.timeout = ins.health.timeout_ns;
+      h.start_period = ins.health.start_period_ns;
+      h.start_interval = ins.health.start_interval_ns;
+      h.retries = ins.health.retries;
+      c.healthcheck = h;
+      return meta("HEALTHCHECK " + JoinWords(h.test));
+    }
+    case Kind::kStopsignal:
+      c.stop_signal = ins.value;
+      return meta("STOPSIGNAL " + ins.value);
+    case Kind::kOnbuild:
+      c.on_build.push_back(ins.value);
+      return meta("ONBUILD " + ins.value);
+    case Kind::kMaintainer:
+      c.author = ins.value;
+      return meta("MAINTAINER " + ins.value);
+    case Kind::kFrom:
+      break;
+  }
+  return Error("unexpected instruction", EINVAL);
+}
+
+Result<void> Builder::Export(StageState& st) {
+  image::ImageConfig& c = st.config;
+  for (const auto& [k, v] : r_.labels) c.labels[k] = v;
+  c.created = now_;
+  c.diff_ids.clear();
+  for (const Layer& l : st.layers) c.diff_ids.push_back(l.diff_id);
+  SLIPWAY_RETURN_IF_ERROR(image::CheckHistory(c));
+  const int step = progress_.Start("exporting the image");
+  // Blobs for the OCI manifest, plain tars for the docker archive.
+  const bool need_tars = !r_.tar_path.empty();
+  snapshot::LayerOptions lo;
+  lo.compression = r_.compression;
+  if (r_.compression_level > 0) {
+    lo.level = r_.compression_level;
+  } else {
+    lo.level = r_.compression == snapshot::Compression::kZstd ? 3 : 6;
+  }
+  int n = 0;
+  for (Layer& l : st.layers) {
+    ++n;
+    if (l.blob_path.empty()) {
+      l.blob_path = work_->path() + "/blob-" + std::to_string(n);
+      UniqueFd in(open(l.tar_path.c_str(), O_RDONLY | O_CLOEXEC));
+      UniqueFd out(open(l.blob_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      if (!in.valid() || !out.valid()) return ErrnoError("compressing layer " + l.diff_id);
+      SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob b, snapshot::CompressLayer(in.get(), out.get(), lo));
+      l.digest = b.digest;
+      l.size = static_cast<std::int64_t>(b.size);
+      l.media_type = r_.compression == snapshot::Compression::kZstd ? image::kMediaTypeLayerZstd
+                     : r_.compression == snapshot::Compression::kGzip ? image::kMediaTypeLayerGzip
+                                                                     : image::kMediaTypeLayer;
+    }
+    if (need_tars && l.tar_path.empty()) {
+      l.tar_path = work_->path() + "/tar-" + std::to_string(n) + ".tar";
+      SLIPWAY_RETURN_IF_ERROR(Decompress(l.blob_path, l.tar_path, l.diff_id));
+    }
+  }
+  const std::string config_bytes = image::Serialize(image::ToJson(c));
+  image::Manifest m;
+  m.config.media_type = image::kMediaTypeConfig;
+  m.config.digest = image::Sha256Digest(config_bytes);
+  m.config.size = static_cast<std::int64_t>(config_bytes.size());
+  std::uint64_t size = config_bytes.size();
+  for (const Layer& l : st.layers) {
+    image::Descriptor d;
+    d.media_type = l.media_type;
+    d.digest = l.digest;
+    d.size = l.size;
+    m.layers.push_back(d);
+    size += static_cast<std::uint64_t>(l.size);
+  }
+  const std::string manifest_bytes = image::Serialize(image::ToJson(m));
+  const std::string digest = image::Sha256Digest(manifest_bytes);
+  out_->digest = digest;
+  out_->size = size;
+  out_->layers = static_cast<int>(st.layers.size());
+  std::string tag = "latest";
+  if (!r_.destinations.empty()) {
+    const std::string d = StripDigest(r_.destinations.front());
+    tag = d.substr(d.rfind(':') + 1);
+  }
+  if (!r_.oci_layout_path.empty()) {
+    const std::string& path = r_.oci_layout_path;
+    SLIPWAY_ASSIGN_OR_RETURN(image::OciLayoutWriter w, image::OciLayoutWriter::Create(path));
+    for (const Layer& l : st.layers) {
+      SLIPWAY_ASSIGN_OR_RETURN(image::Descriptor d, w.AddBlobFile(l.blob_path, l.media_type));
+      if (d.digest != l.digest) {
+        return Error("layer " + l.blob_path + " changed while it was exported", EIO);
+      }
+    }
+    SLIPWAY_RETURN_IF_ERROR(w.AddBlob(config_bytes, image::kMediaTypeConfig));
+    SLIPWAY_ASSIGN_OR_RETURN(image::Descriptor md, w.AddBlob(manifest_bytes, image::kMediaTypeManifest));
+    w.AddManifest(md, tag);
+    // An existing layout (or empty directory) is replaced only once the new one is complete.
+    struct stat st_old;
+    std::string old;
+    if (lstat(path.c_str(), &st_old) == 0) {
+      const bool layout = access((path + "/oci-layout").c_str(), F_OK) == 0;
+      bool empty = false;
+      if (S_ISDIR(st_old.st_mode) && !layout) {
+        UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        auto names = d.valid() ? ListDirectory(d.get()) : Result<std::vector<std::string>>(Error(""));
+        empty = names.ok() && names->empty();
+      }
+      if (!S_ISDIR(st_old.st_mode) || (!layout && !empty)) {
+        return Error("--oci-layout-path " + path +
+                         " exists and is not an OCI layout: not replacing it",
+                     EEXIST);
+      }
+      old = path + ".slipway-old-" + std::to_string(getpid());
+      if (rename(path.c_str(), old.c_str()) != 0) return ErrnoError("moving the old " + path);
+    }
+    auto committed = w.Commit();
+    if (!committed.ok()) {
+      if (!old.empty()) rename(old.c_str(), path.c_str());
+      return committed;
+    }
+    if (!old.empty()) RemoveTree(old);
+    progress_.Output(step, "OCI layout written to " + path + " (tag " + tag + ")");
+  }
+  if (!r_.tar_path.empty()) {
+    std::vector<std::string> tars, tags;
+    for (const Layer& l : st.layers) tars.push_back(l.tar_path);
+    for (const std::string& d : r_.destinations) tags.push_back(StripDigest(d));
+    SLIPWAY_RETURN_IF_ERROR(image::WriteDockerArchive(r_.tar_path, config_bytes, tars, tags));
+    progress_.Output(step, "docker-archive written to " + r_.tar_path);
+  }
+  if (!r_.digest_file.empty()) SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.digest_file, digest));
+  if (!r_.image_name_with_digest_file.empty()) {
+    std::string text;
+    for (const std::string& d : r_.destinations) {
+      std::string name = d.substr(0, d.find('@'));
+      const std::size_t slash = name.rfind('/');
+      const std::size_t colon = name.rfind(':');
+      if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+        name = name.substr(0, colon);
+      }
+      text += name + "@" + digest + "\n";
+    }
+    SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.image_name_with_digest_file, text));
+  }
+  progress_.Done(step);
+  return Ok{};
+}
+
+int Builder::Run(BuildOutcome* out) {
+  out_ = out;
+  auto fail = [&](const Error& e) {
+    out->error = e.ToString();
+    // A failed RUN reports its own exit code; anything else is 1.
+    return out->exit_code = exit_code_ > 0 ? exit_code_ : 1;
+  };
+  if (auto r = Prepare(); !r.ok()) return fail(r.error());
+  for (int i : plan_.needed) {
+    if (auto r = BuildStage(i); !r.ok()) return fail(r.error());
+  }
+  if (g_signal.load()) {
+    exit_code_ = 128 + g_signal.load();
+    return fail(Error("interrupted by signal " + std::to_string(g_signal.load()), EINTR));
+  }
+  if (auto r = Export(states_[plan_.target]); !r.ok()) return fail(r.error());
+  out->exit_code = 0;
+  char size[64];
+  std::snprintf(size, sizeof(size), "%.1f MiB", static_cast<double>(out->size) / (1 << 20));
+  std::string where;
+  if (!r_.oci_layout_path.empty()) where += " oci-layout:" + r_.oci_layout_path;
+  if (!r_.tar_path.empty()) where += " docker-archive:" + r_.tar_path;
+  if (where.empty()) where = " (no output requested)";
+  progress_.Summary("image " + out->digest + ", " + std::to_string(out->layers) + " layers, " +
+                        size + " ->" + where,
+                    {{"digest", out->digest},
+                     {"layers", std::to_string(out->layers)},
+                     {"size", std::to_string(out->size)},
+                     {"oci_layout", r_.oci_layout_path},
+                     {"tar", r_.tar_path}});
+  return 0;
+}
+
+}  // namespace
+
+void InstallSignalForwarding() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (g_signal.load() && sig == SIGINT) _exit(130);  // a second Ctrl-C: stop now
+      g_signal.store(sig);
+      std::lock_guard<std::mutex> l(g_proc_mu);
+      if (g_proc) (void)g_proc->Signal(sig);
+    }
+  }).detach();
+}
+
+BuildOutcome Build(const BuildRequest& request, Progress& progress) {
+  BuildOutcome out;
+  if (!request.destinations.empty() && !request.no_push) {
+    out.exit_code = 1;
+    out.error =
+        "pushing to a registry is not supported yet: add --no-push (and --tar-path or "
+        "--oci-layout-path to keep the image)";
+    return out;
+  }
+  Builder b(request, progress);
+  b.Run(&out);
+  return out;
+}
+
+}  // namespace slipway::executor

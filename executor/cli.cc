@@ -1,0 +1,299 @@
+#include "executor/cli.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace slipway::executor {
+namespace {
+
+Error Usage(const std::string& msg) { return Error(msg + " (see slipway --help)", EINVAL); }
+
+Result<bool> ParseBool(const std::string& flag, const std::string& v) {
+  if (v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  return Usage(flag + "=" + v + ": expected true or false");
+}
+
+Result<std::pair<std::string, std::string>> KeyValue(const std::string& flag, const std::string& v) {
+  const std::size_t eq = v.find('=');
+  if (eq == std::string::npos || eq == 0) return Usage(flag + " " + v + ": expected KEY=VALUE");
+  return std::make_pair(v.substr(0, eq), v.substr(eq + 1));
+}
+
+}  // namespace
+
+const char* HelpText() {
+  return R"(slipway: build a container image from a Dockerfile, without a daemon.
+
+Usage: slipway [flags]
+
+Every RUN step runs in a chroot of the stage's own root directory, in new mount, pid, uts and ipc
+namespaces, as the Dockerfile's USER (uid, gid and supplementary groups from the image's own
+/etc/passwd and /etc/group), with a seccomp filter. Slipway needs root (or CAP_SYS_ADMIN and
+CAP_SYS_CHROOT in its user namespace).
+
+Inputs
+  -c, --context URL             the build context: dir://PATH, a plain PATH, tar://PATH (plain or
+                                compressed) or tar://stdin (default dir://.)
+  -f, --dockerfile PATH         the Dockerfile, relative to the context or absolute
+                                (default Dockerfile); <Dockerfile>.dockerignore or the context's
+                                .dockerignore is honoured
+      --build-arg KEY=VALUE     a build argument (repeatable); KEY alone takes $KEY
+      --target STAGE            build up to this stage (default: the last)
+      --label KEY=VALUE         a label for the image (repeatable)
+      --custom-platform OS/ARCH the platform to build for and to pick from base images
+                                (default linux/amd64)
+      --ignore-path PATH        leave this path out of every snapshot (repeatable)
+      --image-source REF=SRC    where a base image comes from (repeatable):
+                                SRC is oci-layout:PATH[:TAG] or docker-archive:PATH[:NAME:TAG];
+                                "ubuntu" matches ubuntu:latest and docker.io/library/ubuntu
+      --config FILE             a YAML file with an "image-sources:" mapping of the same form
+      --secret id=ID,src=FILE   a secret for RUN --mount=type=secret (repeatable);
+                                id=ID,env=VAR reads it from the environment variable VAR
+
+Outputs
+  -d, --destination NAME:TAG    the image's name (repeatable); pushing is not supported yet, so
+                                --no-push is required with it; names tag --tar-path's image
+      --no-push                 do not push (write the outputs below only)
+      --tar-path FILE           a docker-archive tarball (docker load, podman load, skopeo)
+      --oci-layout-path DIR     an OCI image layout (an existing layout is replaced once the new
+                                one is complete)
+      --digest-file FILE        write the image's manifest digest
+      --image-name-with-digest-file FILE
+                                write NAME@DIGEST for every --destination
+
+Build
+      --snapshot-mode MODE      auto (overlayfs when possible, else a metadata walk), overlay or
+                                walk; kaniko's full, redo and time mean auto (every mode here
+                                is complete)
+      --single-snapshot         one layer per stage instead of one per step
+      --reproducible            timestamps from SOURCE_DATE_EPOCH or 0: identical inputs give a
+                                byte-identical image (the SOURCE_DATE_EPOCH build arg or
+                                environment variable alone clamps timestamps too)
+      --compression gzip|zstd   layer compression (default gzip)
+      --compression-level N     gzip 1-9 (default 6), zstd 1-19 (default 3)
+      --seccomp-profile FILE    a Docker seccomp profile (JSON or YAML) for RUN steps, or
+                                "unconfined" (default: Slipway's built-in profile)
+      --work-dir DIR            where the temporary build directory goes (default $TMPDIR or
+                                /var/tmp); it is always removed at the end
+      --cache-dir DIR           where RUN --mount=type=cache directories live
+                                (default /var/cache/slipway, or ~/.cache/slipway when not root)
+      --cleanup                 accepted for kaniko compatibility: Slipway always cleans up
+
+Logging
+      --verbosity LEVEL         panic, fatal, error, warn, info (default), debug or trace
+      --log-format FORMAT       text (default), color or json (one JSON object per line)
+
+Not supported yet (registries): --cache, --cache-repo, --cache-ttl, --insecure,
+--insecure-registry, --skip-tls-verify, --registry-certificate, --registry-mirror, --registry-map,
+--push-retry, --image-download-retry. They are refused with a message.
+
+  -h, --help                    this text
+      --version                 the version
+
+Exit status: 0 on success; a failed RUN's own exit status (128+N when killed by signal N);
+1 for any other build error; 2 for a bad command line.
+)";
+}
+
+Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out,
+                              const std::function<const char*(const char*)>& env) {
+  BuildRequest& r = out->request;
+  r.cache_dir = geteuid() == 0 ? "/var/cache/slipway"
+                               : std::string(env("HOME") ? env("HOME") : "/tmp") + "/.cache/slipway";
+  if (const char* t = env("TMPDIR"); t && *t) r.work_dir = t;
+  static const std::set<std::string> kBool = {"no-push",      "reproducible", "single-snapshot",
+                                              "cleanup",      "help",         "version",
+                                              "insecure",     "skip-tls-verify", "cache",
+                                              "insecure-pull", "skip-tls-verify-pull"};
+  static const std::map<std::string, std::string> kShort = {
+      {"c", "context"}, {"f", "dockerfile"}, {"d", "destination"}, {"h", "help"}};
+  static const std::set<std::string> kRegistry = {
+      "cache",           "cache-repo",          "cache-ttl",
+      "insecure",        "insecure-registry",   "skip-tls-verify",
+      "registry-mirror", "registry-map",        "push-retry",
+      "registry-certificate", "image-download-retry", "insecure-pull",
+      "skip-tls-verify-pull"};
+  std::vector<std::string> config_files;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string name, value;
+    bool has_value = false;
+    if (arg.rfind("--", 0) == 0) {
+      name = arg.substr(2);
+    } else if (arg.size() >= 2 && arg[0] == '-') {
+      auto it = kShort.find(arg.substr(1, 1));
+      if (it == kShort.end()) return Usage("unknown flag " + arg);
+      name = it->second;
+      if (arg.size() > 2) {
+        value = arg.substr(arg[2] == '=' ? 3 : 2);
+        has_value = true;
+      }
+    } else {
+      return Usage("unexpected argument \"" + arg + "\": Slipway takes flags only");
+    }
+    if (!has_value) {
+      const std::size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_value = true;
+      }
+    }
+    const bool is_bool = kBool.count(name) > 0;
+    if (!has_value && !is_bool) {
+      if (i + 1 >= argc) return Usage("--" + name + " needs a value");
+      value = argv[++i];
+      has_value = true;
+    }
+    bool on = true;
+    if (is_bool && has_value) {
+      SLIPWAY_ASSIGN_OR_RETURN(on, ParseBool("--" + name, value));
+    }
+    const std::string flag = "--" + name;
+    if (kRegistry.count(name)) {
+      if (is_bool && !on) continue;  // --cache=false and friends change nothing
+      return Usage(flag + ": registries (pulling, pushing, the layer cache) are not supported yet");
+    }
+    if (name == "help") {
+      out->help = on;
+    } else if (name == "version") {
+      out->version = on;
+    } else if (name == "context") {
+      r.context = value;
+    } else if (name == "dockerfile") {
+      r.dockerfile = value;
+    } else if (name == "build-arg") {
+      const std::size_t eq = value.find('=');
+      if (eq == 0 || value.empty()) return Usage("--build-arg " + value + ": expected KEY=VALUE");
+      if (eq == std::string::npos) {
+        if (const char* v = env(value.c_str())) r.build_args[value] = v;
+      } else {
+        r.build_args[value.substr(0, eq)] = value.substr(eq + 1);
+      }
+    } else if (name == "target") {
+      r.target = value;
+    } else if (name == "label") {
+      SLIPWAY_ASSIGN_OR_RETURN(auto kv, KeyValue(flag, value));
+      r.labels[kv.first] = kv.second;
+    } else if (name == "custom-platform") {
+      if (value.find('/') == std::string::npos) {
+        return Usage(flag + " " + value + ": expected OS/ARCH[/VARIANT], e.g. linux/amd64");
+      }
+      r.platform = value;
+    } else if (name == "ignore-path") {
+      r.ignore_paths.push_back(value);
+    } else if (name == "image-source") {
+      auto a = r.sources.Add(value);
+      if (!a.ok()) return Usage(a.error().message());
+    } else if (name == "config") {
+      config_files.push_back(value);
+    } else if (name == "secret") {
+      std::string id, src, envvar;
+      std::size_t start = 0;
+      while (start <= value.size()) {
+        std::size_t comma = value.find(',', start);
+        const std::string part =
+            value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const std::size_t eq = part.find('=');
+        const std::string k = part.substr(0, eq);
+        const std::string v = eq == std::string::npos ? "" : part.substr(eq + 1);
+        if (k == "id") {
+          id = v;
+        } else if (k == "src" || k == "source") {
+          src = v;
+        } else if (k == "env") {
+          envvar = v;
+        } else {
+          return Usage(flag + " " + value + ": unknown key \"" + k + "\" (id, src, env)");
+        }
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (id.empty() || (src.empty() == envvar.empty())) {
+        return Usage(flag + " " + value + ": expected id=ID,src=FILE or id=ID,env=VAR");
+      }
+      if (!envvar.empty()) {
+        // The value is written to a private file in the work directory when the build starts.
+        const char* v = env(envvar.c_str());
+        if (!v) return Usage(flag + " " + value + ": $" + envvar + " is not set");
+        r.secret_values[id] = v;
+      } else {
+        r.secrets[id] = src;
+      }
+    } else if (name == "destination") {
+      r.destinations.push_back(value);
+    } else if (name == "no-push") {
+      r.no_push = on;
+    } else if (name == "tar-path") {
+      r.tar_path = value;
+    } else if (name == "oci-layout-path") {
+      r.oci_layout_path = value;
+    } else if (name == "digest-file") {
+      r.digest_file = value;
+    } else if (name == "image-name-with-digest-file") {
+      r.image_name_with_digest_file = value;
+    } else if (name == "snapshot-mode") {
+      if (value == "auto" || value == "full" || value == "redo" || value == "time") {
+        r.snapshot_mode = snapshot::Strategy::kAuto;
+      } else if (value == "overlay") {
+        r.snapshot_mode = snapshot::Strategy::kOverlay;
+      } else if (value == "walk") {
+        r.snapshot_mode = snapshot::Strategy::kWalk;
+      } else {
+        return Usage(flag + " " + value + ": expected auto, overlay or walk");
+      }
+    } else if (name == "single-snapshot") {
+      r.single_snapshot = on;
+    } else if (name == "reproducible") {
+      r.reproducible = on;
+    } else if (name == "compression") {
+      if (value == "gzip") {
+        r.compression = snapshot::Compression::kGzip;
+      } else if (value == "zstd") {
+        r.compression = snapshot::Compression::kZstd;
+      } else {
+        return Usage(flag + " " + value + ": expected gzip or zstd");
+      }
+    } else if (name == "compression-level") {
+      char* end = nullptr;
+      const long l = std::strtol(value.c_str(), &end, 10);
+      if (!end || *end || l < 1 || l > 19) return Usage(flag + " " + value + ": expected 1-19");
+      r.compression_level = static_cast<int>(l);
+    } else if (name == "seccomp-profile") {
+      r.seccomp_profile = value;
+    } else if (name == "work-dir") {
+      r.work_dir = value;
+    } else if (name == "cache-dir") {
+      r.cache_dir = value;
+    } else if (name == "cleanup") {
+      // Always done.
+    } else if (name == "verbosity") {
+      auto v = ParseVerbosity(value);
+      if (!v.ok()) return Usage(v.error().message());
+      out->verbosity = *v;
+    } else if (name == "log-format") {
+      auto v = ParseLogFormat(value);
+      if (!v.ok()) return Usage(v.error().message());
+      out->log_format = *v;
+    } else {
+      return Usage("unknown flag --" + name);
+    }
+  }
+  if (r.compression_level > 9 && r.compression == snapshot::Compression::kGzip) {
+    return Usage("--compression-level " + std::to_string(r.compression_level) +
+                 ": gzip levels are 1-9");
+  }
+  for (const std::string& f : config_files) {
+    auto c = r.sources.LoadConfig(f);
+    if (!c.ok()) return Usage("--config " + c.error().message());
+  }
+  return Ok{};
+}
+
+}  // namespace slipway::executor
