@@ -529,6 +529,11 @@ class Copier {
         if (ignored && !(r_.ignore && r_.ignore->HasExceptions())) continue;
         UniqueFd sub(openat(src_dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub.valid()) return ErrnoError("opening /" + child_src);
+        // An excluded directory is entered only for what an exception brings back.
+        if (ignored) {
+          SLIPWAY_ASSIGN_OR_RETURN(bool wanted, HasIncluded(sub.get(), child_src, child_inner));
+          if (!wanted) continue;
+        }
         SLIPWAY_RETURN_IF_ERROR(CopyDir(sub.get(), st, child_src, child_inner, dst_dir, n, child_dst));
         continue;
       }
@@ -536,6 +541,24 @@ class Copier {
       SLIPWAY_RETURN_IF_ERROR(CopyNonDir(src_dir, n, st, child_src, dst_dir, n, child_dst, false));
     }
     return Ok{};
+  }
+
+  // Whether anything under an excluded directory is brought back by an exception.
+  Result<bool> HasIncluded(int dir, const std::string& src_rel, const std::string& inner_rel) {
+    SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
+    for (const std::string& n : names) {
+      const std::string s = Join(src_rel, n), i = Join(inner_rel, n);
+      struct stat st;
+      if (fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (!Ignored(s, i)) return true;
+      if (S_ISDIR(st.st_mode)) {
+        UniqueFd sub(openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub.valid()) continue;
+        SLIPWAY_ASSIGN_OR_RETURN(bool found, HasIncluded(sub.get(), s, i));
+        if (found) return true;
+      }
+    }
+    return false;
   }
 
   Result<void> WriteInline(int dir, const std::string& name, const std::string& rel,
