@@ -11,9 +11,9 @@ PACKAGES=(
   libarchive-dev libyaml-cpp-dev libseccomp-dev doctest-dev nlohmann-json3-dev libssl-dev
   libcurl4-openssl-dev zlib1g-dev libzstd-dev
   # real tools the tests use
-  busybox-static umoci skopeo docker-registry
+  busybox-static umoci skopeo docker-registry debootstrap
   # benchmark baselines
-  pigz
+  pigz buildah
 )
 
 missing=()
