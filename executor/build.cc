@@ -171,6 +171,22 @@ std::string StripDigest(const std::string& ref) {
   return r;
 }
 
+// An output directory may be replaced when it is an OCI layout or an empty directory.
+Result<void> CheckReplaceable(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return Ok{};
+  if (S_ISDIR(st.st_mode)) {
+    if (access((path + "/oci-layout").c_str(), F_OK) == 0) return Ok{};
+    UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.valid()) {
+      auto names = ListDirectory(d.get());
+      if (names.ok() && names->empty()) return Ok{};
+    }
+  }
+  return Error("--oci-layout-path " + path + " exists and is not an OCI layout: not replacing it",
+               EEXIST);
+}
+
 struct StageState {
   image::ImageConfig config;
   std::vector<Layer> layers;
@@ -258,6 +274,7 @@ void Builder::History(StageState& st, const std::string& created_by, bool empty)
 }
 
 Result<void> Builder::Prepare() {
+  if (!r_.oci_layout_path.empty()) SLIPWAY_RETURN_IF_ERROR(CheckReplaceable(r_.oci_layout_path));
   SLIPWAY_ASSIGN_OR_RETURN(work_, WorkDir::Create(r_.work_dir));
   SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path()));
   secrets_ = r_.secrets;
@@ -573,7 +590,7 @@ Result<void> Builder::DoRun(const Stage& s, StageState& st, int index, int step)
       exit_code_ = o.status.ShellStatus();
       return Error("the command " +
                        (rr.script.empty() ? "[" + JoinWords(rr.argv) + "]" : std::string("(heredoc script)")) +
-                       " " + o.status.ToString(),
+                       " failed: " + o.status.ToString(),
                    0);
     }
     return std::move(o.touched);
@@ -902,7 +919,10 @@ Result<void> Builder::Export(StageState& st) {
   }
   if (!r_.oci_layout_path.empty()) {
     const std::string& path = r_.oci_layout_path;
-    SLIPWAY_ASSIGN_OR_RETURN(image::OciLayoutWriter w, image::OciLayoutWriter::Create(path));
+    // Written beside the destination, then swapped in: an existing layout is replaced only once
+    // the new one is complete.
+    const std::string fresh = path + ".slipway-new-" + std::to_string(getpid());
+    SLIPWAY_ASSIGN_OR_RETURN(image::OciLayoutWriter w, image::OciLayoutWriter::Create(fresh));
     for (const Layer& l : st.layers) {
       SLIPWAY_ASSIGN_OR_RETURN(image::Descriptor d, w.AddBlobFile(l.blob_path, l.media_type));
       if (d.digest != l.digest) {
@@ -912,29 +932,24 @@ Result<void> Builder::Export(StageState& st) {
     SLIPWAY_RETURN_IF_ERROR(w.AddBlob(config_bytes, image::kMediaTypeConfig));
     SLIPWAY_ASSIGN_OR_RETURN(image::Descriptor md, w.AddBlob(manifest_bytes, image::kMediaTypeManifest));
     w.AddManifest(md, tag);
-    // An existing layout (or empty directory) is replaced only once the new one is complete.
-    struct stat st_old;
-    std::string old;
-    if (lstat(path.c_str(), &st_old) == 0) {
-      const bool layout = access((path + "/oci-layout").c_str(), F_OK) == 0;
-      bool empty = false;
-      if (S_ISDIR(st_old.st_mode) && !layout) {
-        UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        auto names = d.valid() ? ListDirectory(d.get()) : Result<std::vector<std::string>>(Error(""));
-        empty = names.ok() && names->empty();
-      }
-      if (!S_ISDIR(st_old.st_mode) || (!layout && !empty)) {
-        return Error("--oci-layout-path " + path +
-                         " exists and is not an OCI layout: not replacing it",
-                     EEXIST);
-      }
-      old = path + ".slipway-old-" + std::to_string(getpid());
-      if (rename(path.c_str(), old.c_str()) != 0) return ErrnoError("moving the old " + path);
+    SLIPWAY_RETURN_IF_ERROR(w.Commit());
+    if (auto ok = CheckReplaceable(path); !ok.ok()) {
+      RemoveTree(fresh);
+      return ok;
     }
-    auto committed = w.Commit();
-    if (!committed.ok()) {
+    std::string old;
+    if (access(path.c_str(), F_OK) == 0) {
+      old = path + ".slipway-old-" + std::to_string(getpid());
+      if (rename(path.c_str(), old.c_str()) != 0) {
+        RemoveTree(fresh);
+        return ErrnoError("moving the old " + path + " aside");
+      }
+    }
+    if (rename(fresh.c_str(), path.c_str()) != 0) {
+      const Error e = ErrnoError("renaming the new layout to " + path);
       if (!old.empty()) rename(old.c_str(), path.c_str());
-      return committed;
+      RemoveTree(fresh);
+      return e;
     }
     if (!old.empty()) RemoveTree(old);
     progress_.Output(step, "OCI layout written to " + path + " (tag " + tag + ")");

@@ -145,6 +145,15 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
         has_value = true;
       }
     }
+    static const std::set<std::string> kValued = {
+        "context", "dockerfile", "build-arg", "target", "label", "custom-platform",
+        "ignore-path", "image-source", "config", "secret", "destination", "tar-path",
+        "oci-layout-path", "digest-file", "image-name-with-digest-file", "snapshot-mode",
+        "compression", "compression-level", "seccomp-profile", "work-dir", "cache-dir",
+        "verbosity", "log-format", "cache-repo", "cache-ttl", "insecure-registry",
+        "registry-mirror", "registry-map", "push-retry", "registry-certificate",
+        "image-download-retry"};
+    if (!kBool.count(name) && !kValued.count(name)) return Usage("unknown flag --" + name);
     const bool is_bool = kBool.count(name) > 0;
     if (!has_value && !is_bool) {
       if (i + 1 >= argc) return Usage("--" + name + " needs a value");

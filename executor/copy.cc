@@ -688,7 +688,7 @@ Result<UniqueFd> MakeDirsInRoot(int root_fd, const std::string& rel_dir, const F
         }
       } else {
         // Follow it inside the root, then go on from wherever it led.
-        auto next = OpenInRoot(root_fd, path, O_PATH | O_DIRECTORY);
+        auto next = MkdirAllInRoot(root_fd, path);
         if (!next.ok()) {
           return Error("cannot create /" + Relative(rel_dir) + ": /" + path +
                            " is a symlink that does not lead to a directory",

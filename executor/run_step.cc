@@ -217,8 +217,13 @@ Result<RunOutcome> RunStep(const RunRequest& r) {
   {
     std::vector<gid_t> now(static_cast<std::size_t>(std::max(0, getgroups(0, nullptr))));
     if (!now.empty() && getgroups(static_cast<int>(now.size()), now.data()) < 0) now.clear();
+    // Compared as the kernel checks access: the primary gid counts as a member either way, so
+    // [] and [gid] are the same identity. Only a real difference calls setgroups; one we cannot
+    // make is an error, never ignored.
     std::set<std::uint32_t> have(now.begin(), now.end());
     std::set<std::uint32_t> want(id->groups.begin(), id->groups.end());
+    have.insert(id->gid);
+    want.insert(id->gid);
     if (have == want) {
       cred.groups_mode = GroupsMode::kKeep;  // nothing to change: no setgroups call
     } else if (want.empty()) {

@@ -1,0 +1,157 @@
+// The slipway binary inside Bazel's sandbox: uid 0 of a user namespace that maps root alone, with
+// setgroups denied -- the unprivileged case, tested here on purpose. Builds that need nothing
+// else work; a step that needs another identity fails with a clear message, never silently as
+// the wrong user.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/test_util.h"
+#include "executor/spawn.h"
+
+namespace slipway {
+namespace {
+
+using testing::Run;
+using testing::Runfile;
+using testing::TempDir;
+using testing::WriteFile;
+
+struct Env {
+  TempDir tmp;
+  std::string layout = tmp.Join("busybox-oci");
+  Env() {
+    auto r = Run({"/bin/sh", Runfile("integration/busybox_rootfs.sh"), tmp.Join("rootfs")});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    auto m = Run({Runfile("integration/mkimage"), "--rootfs", tmp.Join("rootfs"), "--oci-layout",
+                  layout});
+    REQUIRE_MESSAGE(m.exit_code == 0, m.err);
+  }
+  testing::RunResult Build(const std::string& dockerfile, std::vector<std::string> extra = {}) {
+    const std::string ctx = tmp.Join("ctx-" + std::to_string(n));
+    const std::string work = tmp.Join("work-" + std::to_string(n++));
+    std::filesystem::create_directories(work);
+    WriteFile(ctx + "/Dockerfile", dockerfile);
+    WriteFile(ctx + "/f.txt", "from the context\n");
+    std::vector<std::string> argv = {Runfile("executor/slipway"), "-c", ctx, "--image-source",
+                                     "busybox=oci-layout:" + layout, "--work-dir", work,
+                                     "--cache-dir", tmp.Join("cache")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = Run(argv);
+    CHECK_MESSAGE(std::filesystem::is_empty(work), "the work directory was left behind");
+    return r;
+  }
+  int n = 0;
+};
+
+TEST_CASE("slipway in an unprivileged user namespace: a root build works") {
+  std::string why;
+  const bool can = executor::CanSetGroups(&why);
+  INFO("setgroups here: " << (can ? "allowed" : why));
+  Env env;
+  const std::string out = env.tmp.Join("out");
+  auto r = env.Build("FROM busybox\nRUN echo hi > /x && id -u\nCOPY f.txt /f\nRUN cat /f /x\n",
+                     {"--no-push", "--oci-layout-path", out, "--log-format", "json"});
+  INFO(r.err);
+  // Root's groups [0] and the sandbox's [] with gid 0 are the same identity: no setgroups needed.
+  REQUIRE(r.exit_code == 0);
+  CHECK(std::filesystem::exists(out + "/index.json"));
+  CHECK(r.err.find(R"("line":"from the context")") != std::string::npos);
+  CHECK(r.err.find(R"("event":"summary")") != std::string::npos);
+}
+
+TEST_CASE("slipway in an unprivileged user namespace: another USER fails clearly") {
+  Env env;
+  auto r = env.Build("FROM busybox\nUSER nobody\nRUN id\n", {"--no-push"});
+  CHECK(r.exit_code == 1);
+  INFO(r.err);
+  CHECK(r.err.find("Dockerfile:3:1: RUN id") != std::string::npos);
+  // Either the groups or the uid cannot be had here; both say what and why.
+  const bool groups = r.err.find("setgroups") != std::string::npos;
+  const bool uid = r.err.find("65534") != std::string::npos;
+  CHECK((groups || uid));
+}
+
+TEST_CASE("slipway: usage errors exit 2, build errors 1, and nothing is left behind") {
+  Env env;
+  auto usage = Run({Runfile("executor/slipway"), "--nope"});
+  CHECK(usage.exit_code == 2);
+  CHECK(usage.err == "slipway: unknown flag --nope (see slipway --help): Invalid argument\n");
+  auto help = Run({Runfile("executor/slipway"), "--help"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("Usage: slipway [flags]") != std::string::npos);
+  auto push = env.Build("FROM busybox\n", {"--destination", "reg/x:1"});
+  CHECK(push.exit_code == 1);
+  CHECK(push.err.find("pushing to a registry is not supported yet") != std::string::npos);
+  auto syntax = env.Build("FROM busybox\nRUN\n", {"--no-push"});
+  CHECK(syntax.exit_code == 1);
+  CHECK(syntax.err.find("Dockerfile:2") != std::string::npos);
+  auto ctx = Run({Runfile("executor/slipway"), "-c", "s3://bucket/x", "--no-push", "--work-dir",
+                  env.tmp.path()});
+  CHECK(ctx.exit_code == 1);
+  CHECK(ctx.err.find("unsupported scheme") != std::string::npos);
+  auto secret = env.Build("FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
+                          {"--no-push"});
+  CHECK(secret.exit_code == 1);
+  CHECK(secret.err.find("secret \"tok\" is required but was not given") != std::string::npos);
+  auto ssh = env.Build("FROM busybox\nRUN --mount=type=ssh true\n", {"--no-push"});
+  CHECK(ssh.exit_code == 1);
+  CHECK(ssh.err.find("ssh mounts are not supported") != std::string::npos);
+  // An existing path that is not an OCI layout is never replaced.
+  const std::string file = env.tmp.Join("not-a-layout");
+  WriteFile(file, "precious");
+  auto clobber = env.Build("FROM busybox\n", {"--no-push", "--oci-layout-path", file});
+  CHECK(clobber.exit_code == 1);
+  CHECK(clobber.err.find("is not an OCI layout: not replacing it") != std::string::npos);
+  CHECK(testing::ReadFile(file) == "precious");
+}
+
+TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans up") {
+  Env env;
+  const std::string ctx = env.tmp.Join("sig-ctx"), work = env.tmp.Join("sig-work");
+  const std::string log = env.tmp.Join("sig.log");
+  std::filesystem::create_directories(work);
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox\nRUN trap 'echo got-term; exit 7' TERM; echo ready; "
+            "while true; do sleep 0.1; done\nRUN echo never\n");
+  const std::string bin = Runfile("executor/slipway");
+  const std::string src = "busybox=oci-layout:" + env.layout;
+  std::vector<const char*> argv = {bin.c_str(), "-c", ctx.c_str(), "--image-source", src.c_str(),
+                                   "--work-dir", work.c_str(), "--no-push", nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid;
+  char* envp[] = {nullptr};
+  REQUIRE(posix_spawn(&pid, bin.c_str(), &fa, nullptr, const_cast<char**>(argv.data()), envp) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  bool ready = false;
+  for (int i = 0; i < 200 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ready = testing::ReadFile(log).find(" ready\n") != std::string::npos;
+  }
+  REQUIRE_MESSAGE(ready, testing::ReadFile(log));
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  const std::string out = testing::ReadFile(log);
+  INFO(out);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 7);  // the step's own answer to SIGTERM is the build's status
+  CHECK(out.find("got-term") != std::string::npos);
+  CHECK(out.find("never") == std::string::npos);
+  CHECK(std::filesystem::is_empty(work));
+}
+
+}  // namespace
+}  // namespace slipway
