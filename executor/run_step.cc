@@ -217,14 +217,18 @@ Result<RunOutcome> RunStep(const RunRequest& r) {
   {
     std::vector<gid_t> now(static_cast<std::size_t>(std::max(0, getgroups(0, nullptr))));
     if (!now.empty() && getgroups(static_cast<int>(now.size()), now.data()) < 0) now.clear();
-    // Compared as the kernel checks access: the primary gid counts as a member either way, so
-    // [] and [gid] are the same identity. Only a real difference calls setgroups; one we cannot
-    // make is an error, never ignored.
     std::set<std::uint32_t> have(now.begin(), now.end());
     std::set<std::uint32_t> want(id->groups.begin(), id->groups.end());
-    have.insert(id->gid);
-    want.insert(id->gid);
-    if (have == want) {
+    // Where setgroups is impossible (a user namespace that denies it), [] and [gid] are the same
+    // identity as far as the kernel's access checks go -- the primary gid is a member either
+    // way -- so that difference alone does not need a call. Any other difference does, and one
+    // we cannot make is an error (Spawn's pre-flight check), never ignored.
+    std::string why;
+    auto with_gid = [&](std::set<std::uint32_t> g) {
+      g.insert(id->gid);
+      return g;
+    };
+    if (have == want || (!CanSetGroups(&why) && with_gid(have) == with_gid(want))) {
       cred.groups_mode = GroupsMode::kKeep;  // nothing to change: no setgroups call
     } else if (want.empty()) {
       cred.groups_mode = GroupsMode::kClear;

@@ -9,7 +9,10 @@
 // full, random, urandom, tty, pts, shm, fd, std{in,out,err}); /etc/hosts, /etc/resolv.conf and
 // /etc/hostname bound from the step's scratch directory (so nothing of them lands in a layer);
 // new pid, uts and ipc namespaces (and a network namespace for --network=none); the USER
-// resolved by userdb against the root *now* -- uid, gid and supplementary groups; the
+// resolved by userdb against the root *now* -- uid, gid and supplementary groups (set exactly;
+// where setgroups is denied, a list that differs from the current one only by the primary gid
+// is left alone, since the kernel grants the same access; any other change that cannot be
+// made is an error); the
 // environment given plus PATH, HOME (the user's, default /) and HOSTNAME when they are unset;
 // no_new_privs, Docker's default capability bounding set and a seccomp filter; stdin /dev/null,
 // stdout and stderr to `output` line by line. Mount points the image lacks are created and
