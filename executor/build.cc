@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -55,6 +56,10 @@ std::string Rfc3339(std::int64_t secs) {
   char buf[64];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 std::string JoinWords(const std::vector<std::string>& words) {
@@ -400,10 +405,12 @@ Result<void> Builder::BuildStage(int index) {
     }
     return Ok{};
   };
+  const auto unpack_start = std::chrono::steady_clock::now();
   if (auto r = from(); !r.ok()) {
     progress_.Failed(from_step, r.error().ToString());
     return std::move(r.error().AddContext(s.at.ToString() + ": FROM " + s.base));
   }
+  progress_.Timing(from_step, {{"unpack", Since(unpack_start)}});
   progress_.Done(from_step);
   if (r_.single_snapshot) {
     SLIPWAY_ASSIGN_OR_RETURN(whole_, snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode));
@@ -467,7 +474,10 @@ Result<void> Builder::FsStep(
   progress_.Message(Verbosity::kDebug,
                     std::string("snapshot: ") +
                         (snap->strategy() == snapshot::Strategy::kOverlay ? "overlay" : "walk"));
+  auto t = std::chrono::steady_clock::now();
   SLIPWAY_ASSIGN_OR_RETURN(std::vector<TouchedDir> touched, body(snap->root()));
+  const double run_s = Since(t);
+  t = std::chrono::steady_clock::now();
   SLIPWAY_ASSIGN_OR_RETURN(std::vector<snapshot::LayerEntry> changes, snap->Changes());
   UniqueFd root(open(snap->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return ErrnoError("opening " + snap->root());
@@ -499,6 +509,8 @@ Result<void> Builder::FsStep(
     }
     if (!drop) kept.push_back(e);
   }
+  const double snapshot_s = Since(t);
+  t = std::chrono::steady_clock::now();
   const std::string tar = work_->path() + "/layer-" + std::to_string(layer_count_++) + ".tar";
   UniqueFd out(open(tar.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!out.valid()) return ErrnoError("creating " + tar);
@@ -508,8 +520,12 @@ Result<void> Builder::FsStep(
   SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob blob, snapshot::WriteLayer(root.get(), kept, out.get(), lo));
   out.Reset();
   root.Reset();
+  const double layer_s = Since(t);
+  t = std::chrono::steady_clock::now();
   SLIPWAY_RETURN_IF_ERROR(snap->Commit(tar));
   snap.reset();
+  progress_.Timing(step, {{"run", run_s}, {"snapshot", snapshot_s}, {"layer", layer_s},
+                          {"commit", Since(t)}});
   if (kept.empty()) {
     unlink(tar.c_str());
     History(st, created_by, true);
@@ -864,6 +880,7 @@ Result<void> Builder::Export(StageState& st) {
   for (const Layer& l : st.layers) c.diff_ids.push_back(l.diff_id);
   SLIPWAY_RETURN_IF_ERROR(image::CheckHistory(c));
   const int step = progress_.Start("exporting the image");
+  const auto export_start = std::chrono::steady_clock::now();
   // Blobs for the OCI manifest, plain tars for the docker archive.
   const bool need_tars = !r_.tar_path.empty();
   snapshot::LayerOptions lo;
@@ -975,6 +992,7 @@ Result<void> Builder::Export(StageState& st) {
     }
     SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.image_name_with_digest_file, text));
   }
+  progress_.Timing(step, {{"write", Since(export_start)}});
   progress_.Done(step);
   return Ok{};
 }

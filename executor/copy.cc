@@ -679,7 +679,7 @@ Result<UniqueFd> MakeDirsInRoot(int root_fd, const std::string& rel_dir, const F
       if (fchownat(cur.get(), c.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) != 0) {
         return ErrnoError("setting the owner of /" + path);
       }
-      fchmodat(cur.get(), c.c_str(), 0755, 0);
+      if (fchmodat(cur.get(), c.c_str(), 0755, 0) != 0) return ErrnoError("chmod /" + path);
     } else if (S_ISLNK(st.st_mode)) {
       if (replace_symlinks) {
         if (unlinkat(cur.get(), c.c_str(), 0) != 0 || mkdirat(cur.get(), c.c_str(), 0755) != 0 ||

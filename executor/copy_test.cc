@@ -87,7 +87,7 @@ TEST_CASE("copy: files, directories' contents, wildcards and destinations") {
   WriteFile(r.ctx + "/dir/sub/b", "b", 0600);
   chmod((r.ctx + "/dir/sub/b").c_str(), 0600);
   chmod((r.ctx + "/one.txt").c_str(), 0640);
-  symlink("a", (r.ctx + "/dir/link").c_str());
+  REQUIRE(symlink("a", (r.ctx + "/dir/link").c_str()) == 0);
 
   REQUIRE(CopyFiles(r.Request({"one.txt"}, "/file")).ok());
   CHECK(ReadFile(r.dst + "/file") == "1");
@@ -128,8 +128,8 @@ TEST_CASE("copy: files, directories' contents, wildcards and destinations") {
 TEST_CASE("copy: a context symlink never reads outside the context") {
   Roots r;
   WriteFile(r.tmp.Join("outside-secret"), "secret");
-  symlink("../outside-secret", (r.ctx + "/escape").c_str());
-  symlink("/etc/passwd", (r.ctx + "/abs").c_str());
+  REQUIRE(symlink("../outside-secret", (r.ctx + "/escape").c_str()) == 0);
+  REQUIRE(symlink("/etc/passwd", (r.ctx + "/abs").c_str()) == 0);
   WriteFile(r.ctx + "/etc/passwd", "context's own passwd");
   // Named sources are resolved inside the context: ../outside-secret is clamped to /outside-secret,
   // which does not exist there; /etc/passwd means the context's own file.
@@ -151,13 +151,13 @@ TEST_CASE("copy: destinations resolve inside the stage root; --link replaces a s
   const std::string host_dir = r.tmp.Join("host");
   MakeDirs(host_dir);
   // The image's /app is a symlink to an absolute path: it must stay inside the root.
-  symlink(host_dir.c_str(), (r.dst + "/app").c_str());
+  REQUIRE(symlink(host_dir.c_str(), (r.dst + "/app").c_str()) == 0);
   REQUIRE(CopyFiles(r.Request({"f"}, "/app/f")).ok());
   CHECK_FALSE(std::filesystem::exists(host_dir + "/f"));
   CHECK(ReadFile(r.dst + host_dir + "/f") == "data");
   // /usr/lib -> lib: COPY into it follows the image's link.
   MakeDirs(r.dst + "/usr/lib");
-  symlink("usr/lib", (r.dst + "/lib").c_str());
+  REQUIRE(symlink("usr/lib", (r.dst + "/lib").c_str()) == 0);
   REQUIRE(CopyFiles(r.Request({"f"}, "/lib/g")).ok());
   CHECK(ReadFile(r.dst + "/usr/lib/g") == "data");
   // --link: the parent is a plain directory in the new layer.

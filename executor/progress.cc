@@ -110,6 +110,29 @@ void Progress::Message(Verbosity level, const std::string& text) {
   std::fflush(out_);
 }
 
+void Progress::Timing(int step, const std::vector<std::pair<std::string, double>>& phases) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (verbosity_ < Verbosity::kDebug) return;
+  if (format_ == LogFormat::kJson) {
+    std::map<std::string, std::string> f = {{"event", "timing"}, {"step", std::to_string(step)}};
+    for (const auto& [k, v] : phases) {
+      char b[32];
+      std::snprintf(b, sizeof(b), "%.6f", v);
+      f[k] = b;
+    }
+    Json(f);
+    return;
+  }
+  std::string text;
+  for (const auto& [k, v] : phases) {
+    char b[64];
+    std::snprintf(b, sizeof(b), "%s%s %.3fs", text.empty() ? "" : ", ", k.c_str(), v);
+    text += b;
+  }
+  std::fprintf(out_, "#%d timing: %s\n", step, text.c_str());
+  std::fflush(out_);
+}
+
 void Progress::Summary(const std::string& text, const std::map<std::string, std::string>& fields) {
   std::lock_guard<std::mutex> l(mu_);
   if (format_ == LogFormat::kJson) {

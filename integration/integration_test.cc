@@ -39,6 +39,7 @@
 #include "base/test_util.h"
 #include "base/unique_fd.h"
 #include "executor/run_step.h"
+#include "integration/debian_base.h"
 #include "image/oci.h"
 #include "snapshot/extract.h"
 
@@ -51,8 +52,6 @@ using testing::Runfile;
 using testing::TempDir;
 using testing::WriteFile;
 
-constexpr char kDebianCache[] = "/var/cache/slipway-test/debian-bookworm-minbase";
-
 struct Bases {
   std::unique_ptr<TempDir> dir;
   std::string busybox_oci, busybox_archive, debian_oci;
@@ -62,44 +61,6 @@ struct Bases {
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
-}
-
-// The Debian base, made once by debootstrap and kept outside the repository.
-std::string DebianBase(std::string* skip) {
-  const std::string cache = kDebianCache;
-  const std::string layout = cache + "/oci";
-  if (access((layout + "/index.json").c_str(), F_OK) == 0) return layout;
-  if (access("/usr/sbin/debootstrap", X_OK) != 0) {
-    *skip = "debootstrap is not installed (tools/setup.sh installs it)";
-    return "";
-  }
-  std::filesystem::create_directories(cache);
-  UniqueFd lock(open(cache.c_str(), O_RDONLY | O_DIRECTORY));
-  flock(lock.get(), LOCK_EX);
-  if (access((layout + "/index.json").c_str(), F_OK) == 0) return layout;
-  const std::string rootfs = cache + "/rootfs.tmp";
-  Run({"/bin/rm", "-rf", rootfs});
-  MESSAGE("making the Debian base image with debootstrap (once; cached in " << cache << ")");
-  auto r = Run({"/usr/sbin/debootstrap", "--variant=minbase", "bookworm", rootfs,
-                "http://deb.debian.org/debian"});
-  if (r.exit_code != 0) {
-    Run({"/bin/rm", "-rf", rootfs});
-    *skip = "debootstrap could not reach the Debian mirror (exit " + std::to_string(r.exit_code) +
-            "): " + Trim(r.out.substr(r.out.size() > 300 ? r.out.size() - 300 : 0));
-    return "";
-  }
-  // An image has no host configuration of its own.
-  Run({"/bin/sh", "-c", "rm -rf " + rootfs + "/var/cache/apt/archives/*.deb " + rootfs +
-                            "/etc/hostname " + rootfs + "/etc/resolv.conf"});
-  auto m = Run({Runfile("integration/mkimage"), "--rootfs", rootfs, "--oci-layout",
-                layout + ".tmp", "--tag", "bookworm"});
-  Run({"/bin/rm", "-rf", rootfs});
-  if (m.exit_code != 0) {
-    *skip = "mkimage failed for the Debian base: " + m.err;
-    return "";
-  }
-  std::filesystem::rename(layout + ".tmp", layout);
-  return layout;
 }
 
 Bases& GetBases() {
@@ -115,7 +76,7 @@ Bases& GetBases() {
                   "--tag", "latest", "--docker-archive", x.busybox_archive, "--name",
                   "busybox:latest"});
     REQUIRE_MESSAGE(m.exit_code == 0, m.err);
-    x.debian_oci = DebianBase(&x.debian_skip);
+    x.debian_oci = testing::DebianBase(&x.debian_skip);
     return x;
   }();
   return b;
