@@ -22,7 +22,7 @@ using slipway::testing::WriteFile;
 using E = LayerEntry;
 
 // What must match between the changed tree and the extracted copy.
-std::map<std::string, std::string> Describe(const std::string& root) {
+std::map<std::string, std::string> Describe(const std::string& root, bool with_times) {
   UniqueFd fd(open(root.c_str(), O_RDONLY | O_DIRECTORY));
   REQUIRE(fd.valid());
   auto m = Manifest::Scan(fd.get());
@@ -31,7 +31,8 @@ std::map<std::string, std::string> Describe(const std::string& root) {
   for (const auto& [path, meta] : m->entries()) {
     if (path.empty()) continue;
     std::string d = std::to_string(meta.mode) + " " + std::to_string(meta.uid) + ":" +
-                    std::to_string(meta.gid) + " t=" + std::to_string(meta.mtime_ns / 1000000000) +
+                    std::to_string(meta.gid) +
+                    (with_times ? " t=" + std::to_string(meta.mtime_ns / 1000000000) : "") +
                     " s=" + std::to_string(meta.size) + " r=" + std::to_string(meta.rdev);
     const std::string full = root + "/" + path;
     if (S_ISREG(meta.mode)) d += " c=" + ReadFile(full);

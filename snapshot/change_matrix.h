@@ -24,7 +24,9 @@ struct Case {
 
 // Everything that must match between two trees: types, modes, owners, times (seconds), sizes,
 // contents, link targets, xattrs.
-std::map<std::string, std::string> Describe(const std::string& root);
+// `with_times`: include mtimes (seconds). Trees changed in two separate runs compare without them:
+// entries made "now" may straddle a second.
+std::map<std::string, std::string> Describe(const std::string& root, bool with_times = true);
 void Base(const std::string& root);
 void SetMtime(const std::string& path, long sec);
 const std::vector<Case>& ChangeMatrix();

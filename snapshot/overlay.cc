@@ -125,6 +125,102 @@ Result<std::vector<LayerEntry>> OverlaySession::Changes() const {
   return ChangesFromUpper(upper_, lower_);
 }
 
+namespace {
+
+bool IsWhiteoutDevice(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+// Drops trusted.overlay.* from one entry (an fd that can take xattr calls) -- and, for a
+// directory moved whole, from everything under it.
+void StripOverlayXattrs(int dir, const std::string& name, bool recurse) {
+  UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return;  // symlinks and special files carry no overlay xattrs we set
+  char names[4096];
+  ssize_t n = flistxattr(fd.get(), names, sizeof(names));
+  for (ssize_t i = 0; i < n;) {
+    const std::string x(names + i);
+    i += static_cast<ssize_t>(x.size()) + 1;
+    if (x.rfind("trusted.overlay.", 0) == 0) fremovexattr(fd.get(), x.c_str());
+  }
+  struct stat st;
+  if (!recurse || fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  auto children = ListDirectory(fd.get());
+  if (!children.ok()) return;
+  for (const std::string& c : *children) StripOverlayXattrs(fd.get(), c, true);
+}
+
+Result<void> MergeDir(int upper, int lower, const std::string& at) {
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(upper));
+  for (const std::string& n : names) {
+    const std::string path = at.empty() ? n : at + "/" + n;
+    struct stat u;
+    if (fstatat(upper, n.c_str(), &u, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError("merging the overlay: stat " + path);
+    }
+    struct stat l;
+    const bool in_lower = fstatat(lower, n.c_str(), &l, AT_SYMLINK_NOFOLLOW) == 0;
+    if (IsWhiteoutDevice(u)) {
+      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(lower, n));
+      continue;
+    }
+    if (S_ISDIR(u.st_mode) && in_lower && S_ISDIR(l.st_mode)) {
+      char v = 0;
+      UniqueFd ud(openat(upper, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!ud.valid()) return ErrnoError("merging the overlay: opening " + path);
+      const bool opaque = fgetxattr(ud.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y';
+      if (!opaque) {
+        UniqueFd ld(openat(lower, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!ld.valid()) return ErrnoError("merging the overlay: opening the lower " + path);
+        SLIPWAY_RETURN_IF_ERROR(MergeDir(ud.get(), ld.get(), path));
+        // The upper copy holds the directory's current metadata.
+        if (fchown(ld.get(), u.st_uid, u.st_gid) != 0 || fchmod(ld.get(), u.st_mode & 07777) != 0) {
+          return ErrnoError("merging the overlay: owner and mode of " + path);
+        }
+        char xnames[4096];
+        ssize_t xn = flistxattr(ud.get(), xnames, sizeof(xnames));
+        for (ssize_t i = 0; i < xn;) {
+          const std::string x(xnames + i);
+          i += static_cast<ssize_t>(x.size()) + 1;
+          if (x.rfind("trusted.overlay.", 0) == 0) continue;
+          char value[8192];
+          ssize_t vn = fgetxattr(ud.get(), x.c_str(), value, sizeof(value));
+          if (vn >= 0) fsetxattr(ld.get(), x.c_str(), value, static_cast<std::size_t>(vn), 0);
+        }
+        const struct timespec times[2] = {u.st_atim, u.st_mtim};
+        if (futimens(ld.get(), times) != 0) return ErrnoError("merging the overlay: times of " + path);
+        continue;
+      }
+    }
+    // Anything else replaces what the lower directory had under this name.
+    if (in_lower && (S_ISDIR(l.st_mode) || S_ISDIR(u.st_mode))) {
+      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(lower, n));
+    }
+    if (renameat(upper, n.c_str(), lower, n.c_str()) != 0) {
+      return ErrnoError("merging the overlay: moving " + path);
+    }
+    if (S_ISDIR(u.st_mode) || S_ISREG(u.st_mode)) StripOverlayXattrs(lower, n, S_ISDIR(u.st_mode));
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<void> MergeUpper(const std::string& upper, const std::string& lower) {
+  UniqueFd u(open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd l(open(lower.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!u.valid() || !l.valid()) return ErrnoError("merging " + upper + " into " + lower);
+  struct stat root;
+  if (fstat(u.get(), &root) != 0) return ErrnoError("stat " + upper);
+  SLIPWAY_RETURN_IF_ERROR(MergeDir(u.get(), l.get(), ""));
+  if (fchown(l.get(), root.st_uid, root.st_gid) != 0 || fchmod(l.get(), root.st_mode & 07777) != 0) {
+    return ErrnoError("merging the overlay: owner and mode of the root");
+  }
+  const struct timespec times[2] = {root.st_atim, root.st_mtim};
+  futimens(l.get(), times);
+  return Ok{};
+}
+
 Result<void> OverlaySession::Unmount() {
   if (mounted_) {
     if (umount2(merged_.c_str(), MNT_DETACH) != 0) return ErrnoError("unmounting " + merged_);

@@ -46,6 +46,13 @@ class OverlaySession {
   bool mounted_ = false;
 };
 
+// Moves an overlay upper directory's changes into `lower` (after the overlay is unmounted), so
+// that `lower` becomes what the merged view showed: whiteouts delete, opaque directories replace,
+// other directories merge (taking the upper copy's owner, mode, xattrs and times), everything
+// else is renamed over. Cost O(changed entries), no data copied (upper and lower must be on one
+// filesystem; EXDEV otherwise). Overlay-private xattrs (trusted.overlay.*) are dropped.
+Result<void> MergeUpper(const std::string& upper, const std::string& lower);
+
 // The changes recorded in an overlay upper directory over `lower` (exposed for tests). An opaque
 // marker is kept only where the lower layer has a directory to hide.
 Result<std::vector<LayerEntry>> ChangesFromUpper(const std::string& upper,

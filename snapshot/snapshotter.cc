@@ -47,6 +47,10 @@ class OverlaySnapshotter : public Snapshotter {
   Result<std::vector<LayerEntry>> Changes() override { return session_.Changes(); }
   Result<void> Commit(const std::string& layer_file) override {
     SLIPWAY_RETURN_IF_ERROR(session_.Unmount());
+    // The upper directory is moved into place: O(changed entries), no data copied. Where that
+    // is not possible (another filesystem), the layer is extracted instead.
+    auto merged = MergeUpper(session_.upper(), rootfs_);
+    if (merged.ok() || merged.error().errno_value() != EXDEV) return merged;
     UniqueFd root(open(rootfs_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UniqueFd layer(open(layer_file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!root.valid() || !layer.valid()) return ErrnoError("committing the overlay's changes");
