@@ -30,6 +30,7 @@
 #include "executor/seccomp.h"
 #include "image/digest.h"
 #include "snapshot/extract.h"
+#include "snapshot/overlay.h"
 #include "userdb/resolve.h"
 
 namespace slipway::executor {
@@ -195,7 +196,11 @@ Result<void> CheckReplaceable(const std::string& path) {
 struct StageState {
   image::ImageConfig config;
   std::vector<Layer> layers;
-  std::string rootfs;
+  std::string rootfs;  // where the stage's files are read (in layered mode, a read-only view)
+  // Layered mode: the stage's own overlay-format upper directory first, then read-only lowers
+  // (a cached unpacked base, parent stages). Empty in plain mode (rootfs is a directory).
+  std::vector<std::string> lowers;
+  std::optional<snapshot::OverlayView> view;
   dockerfile::Env args;  // ARG values in effect
   bool cmd_set = false;
 };
@@ -220,6 +225,10 @@ class Builder {
   Result<std::string> SourceRoot(const dockerfile::SourceRef& ref);
   Result<void> Export(StageState& st);
   Result<void> ExtractInto(const std::string& rootfs, const std::vector<Layer>& layers);
+  // An unpacked image, kept in --cache-dir/base by layer digests (made once, read-only after).
+  Result<std::string> BaseRoot(const std::vector<Layer>& layers, bool* cached);
+  Result<std::unique_ptr<snapshot::Snapshotter>> StartStep(StageState& st);
+  Result<void> Committed(StageState& st);
   std::string NewScratch();
   void History(StageState& st, const std::string& created_by, bool empty);
   std::string Label(const Stage& s, int i) const;
@@ -242,6 +251,7 @@ class Builder {
   int scratch_count_ = 0;
   int layer_count_ = 0;
   int exit_code_ = 1;
+  bool layered_ = false;  // stages live as overlay uppers over cached bases
   std::string now_;
   BuildOutcome* out_ = nullptr;
 };
@@ -334,6 +344,19 @@ Result<void> Builder::Prepare() {
     progress_.Message(Verbosity::kWarn, w.ToString());
   }
   states_.resize(plan_.stages.size());
+  if (r_.snapshot_mode != snapshot::Strategy::kWalk) {
+    // Can this process mount overlays? Then stages are uppers over cached, shared bases.
+    const std::string probe = work_->path() + "/probe";
+    for (const char* d : {"", "/a", "/b", "/v"}) mkdir((probe + d).c_str(), 0700);
+    auto v = snapshot::OverlayView::Mount({probe + "/a", probe + "/b"}, probe + "/v");
+    layered_ = v.ok();
+    if (!v.ok()) {
+      if (r_.snapshot_mode == snapshot::Strategy::kOverlay) return std::move(v).error();
+      progress_.Message(Verbosity::kDebug,
+                        "overlayfs is not available (" + v.error().ToString() +
+                            "): stages are plain directories, snapshots use the metadata walk");
+    }
+  }
   const auto epoch = Epoch();
   now_ = Rfc3339(epoch ? *epoch : static_cast<std::int64_t>(std::time(nullptr)));
   return Ok{};
@@ -345,6 +368,9 @@ Result<void> Builder::ExtractInto(const std::string& rootfs, const std::vector<L
   snapshot::ExtractOptions o;
   o.allow_devices = geteuid() == 0;
   for (const Layer& l : layers) {
+    if (l.tar_path.empty() || l.tar_path == l.blob_path) {
+      SLIPWAY_RETURN_IF_ERROR(VerifyLayer(l));
+    }
     const std::string& file = l.tar_path.empty() ? l.blob_path : l.tar_path;
     UniqueFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return ErrnoError("opening the layer " + file);
@@ -357,18 +383,67 @@ Result<void> Builder::ExtractInto(const std::string& rootfs, const std::vector<L
   return Ok{};
 }
 
+Result<std::string> Builder::BaseRoot(const std::vector<Layer>& layers, bool* cached) {
+  *cached = false;
+  std::string key;
+  for (const Layer& l : layers) key += l.digest + " " + l.diff_id + "\n";
+  const std::string id = image::Sha256Digest(key).substr(7);
+  if (r_.cache_dir.empty()) {
+    const std::string dir = work_->path() + "/base-" + id.substr(0, 16);
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("creating " + dir);
+    if (errno != EEXIST) SLIPWAY_RETURN_IF_ERROR(ExtractInto(dir, layers));
+    return dir;
+  }
+  const std::string base = r_.cache_dir + "/base";
+  const std::string final_dir = base + "/" + id;
+  if (access((final_dir + "/rootfs").c_str(), F_OK) == 0) {
+    *cached = true;
+    return final_dir + "/rootfs";
+  }
+  for (const std::string& d : {r_.cache_dir, base}) {
+    if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError("creating " + d);
+  }
+  std::string tmp = base + "/.tmp-XXXXXX";
+  if (!mkdtemp(tmp.data())) return ErrnoError("creating a directory in " + base);
+  auto made = [&]() -> Result<void> {
+    if (mkdir((tmp + "/rootfs").c_str(), 0755) != 0) return ErrnoError("creating " + tmp);
+    return ExtractInto(tmp + "/rootfs", layers);
+  }();
+  if (!made.ok()) {
+    RemoveTree(tmp);
+    return std::move(made).error();
+  }
+  // Published whole, or not at all; another build may have been quicker.
+  if (rename(tmp.c_str(), final_dir.c_str()) != 0) {
+    const int e = errno;
+    RemoveTree(tmp);
+    if (e != EEXIST && e != ENOTEMPTY) return ErrnoError("storing the unpacked base in " + final_dir, e);
+  }
+  return final_dir + "/rootfs";
+}
+
+Result<std::unique_ptr<snapshot::Snapshotter>> Builder::StartStep(StageState& st) {
+  if (!st.lowers.empty()) return snapshot::StartLayeredSnapshot(st.lowers, NewScratch());
+  return snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode);
+}
+
+Result<void> Builder::Committed(StageState& st) {
+  if (st.view) return st.view->Refresh();
+  return Ok{};
+}
+
 Result<std::string> Builder::SourceRoot(const dockerfile::SourceRef& ref) {
   if (ref.stage >= 0) return states_[ref.stage].rootfs;
   auto it = image_roots_.find(ref.image);
   if (it != image_roots_.end()) return it->second;
   const std::string dir = work_->path() + "/image-" + std::to_string(image_roots_.size());
   mkdir(dir.c_str(), 0700);
-  mkdir((dir + "/rootfs").c_str(), 0755);
   SLIPWAY_ASSIGN_OR_RETURN(BaseImage img,
                            r_.sources.Load(ref.image, ParsePlatform(r_.platform), dir));
-  SLIPWAY_RETURN_IF_ERROR(ExtractInto(dir + "/rootfs", img.layers));
-  image_roots_[ref.image] = dir + "/rootfs";
-  return dir + "/rootfs";
+  bool cached = false;
+  SLIPWAY_ASSIGN_OR_RETURN(std::string root, BaseRoot(img.layers, &cached));
+  image_roots_[ref.image] = root;
+  return root;
 }
 
 Result<void> Builder::BuildStage(int index) {
@@ -381,6 +456,7 @@ Result<void> Builder::BuildStage(int index) {
   }
   const int from_step = progress_.Start(Label(s, 0) + " FROM " + s.base +
                                         (s.name.empty() ? "" : " AS " + s.name));
+  bool from_cache = false;
   auto from = [&]() -> Result<void> {
     if (s.base_stage >= 0) {
       const StageState& parent = states_[s.base_stage];
@@ -394,7 +470,34 @@ Result<void> Builder::BuildStage(int index) {
       st.config = img.config;
       st.layers = img.layers;
     }
-    SLIPWAY_RETURN_IF_ERROR(ExtractInto(st.rootfs, st.layers));
+    if (!layered_) {
+      SLIPWAY_RETURN_IF_ERROR(ExtractInto(st.rootfs, st.layers));
+    } else {
+      // The stage is an empty upper directory over read-only lowers: the parent stage's, or
+      // the base image unpacked once into the cache (shared by every build).
+      const std::string upper = dir + "/upper";
+      if (mkdir(upper.c_str(), 0755) != 0) return ErrnoError("creating " + upper);
+      st.lowers = {upper};
+      if (s.base_stage >= 0) {
+        const StageState& parent = states_[s.base_stage];
+        st.lowers.insert(st.lowers.end(), parent.lowers.begin(), parent.lowers.end());
+      } else {
+        std::string root = work_->path() + "/empty";
+        if (!s.scratch) {
+          SLIPWAY_ASSIGN_OR_RETURN(root, BaseRoot(st.layers, &from_cache));
+        } else if (mkdir(root.c_str(), 0755) != 0 && errno != EEXIST) {
+          return ErrnoError("creating " + root);
+        }
+        st.lowers.push_back(root);
+      }
+      struct stat below;
+      if (stat(st.lowers[1].c_str(), &below) != 0 ||
+          chown(upper.c_str(), below.st_uid, below.st_gid) != 0 ||
+          chmod(upper.c_str(), below.st_mode & 07777) != 0) {
+        return ErrnoError("giving " + upper + " the root's owner and mode");
+      }
+      SLIPWAY_ASSIGN_OR_RETURN(st.view, snapshot::OverlayView::Mount(st.lowers, st.rootfs));
+    }
     const image::Platform p = PlatformOf(s);
     st.config.os = p.os;
     st.config.architecture = p.architecture;
@@ -411,9 +514,9 @@ Result<void> Builder::BuildStage(int index) {
     return std::move(r.error().AddContext(s.at.ToString() + ": FROM " + s.base));
   }
   progress_.Timing(from_step, {{"unpack", Since(unpack_start)}});
-  progress_.Done(from_step);
+  progress_.Done(from_step, from_cache ? "base unpacked in the cache" : "");
   if (r_.single_snapshot) {
-    SLIPWAY_ASSIGN_OR_RETURN(whole_, snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode));
+    SLIPWAY_ASSIGN_OR_RETURN(whole_, StartStep(st));
   }
   for (std::size_t i = 1; i < s.instructions.size(); ++i) {
     if (g_signal.load()) {
@@ -446,6 +549,7 @@ Result<void> Builder::BuildStage(int index) {
     SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob blob, snapshot::WriteLayer(root.get(), *changes, out.get(), lo));
     SLIPWAY_RETURN_IF_ERROR(whole_->Commit(tar));
     whole_.reset();
+    SLIPWAY_RETURN_IF_ERROR(Committed(st));
     if (!changes->empty()) {
       Layer l;
       l.diff_id = blob.diff_id;
@@ -469,8 +573,7 @@ Result<void> Builder::FsStep(
     progress_.Done(step, "single snapshot");
     return Ok{};
   }
-  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<snapshot::Snapshotter> snap,
-                           snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode));
+  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<snapshot::Snapshotter> snap, StartStep(st));
   progress_.Message(Verbosity::kDebug,
                     std::string("snapshot: ") +
                         (snap->strategy() == snapshot::Strategy::kOverlay ? "overlay" : "walk"));
@@ -524,6 +627,7 @@ Result<void> Builder::FsStep(
   t = std::chrono::steady_clock::now();
   SLIPWAY_RETURN_IF_ERROR(snap->Commit(tar));
   snap.reset();
+  SLIPWAY_RETURN_IF_ERROR(Committed(st));
   progress_.Timing(step, {{"run", run_s}, {"snapshot", snapshot_s}, {"layer", layer_s},
                           {"commit", Since(t)}});
   if (kept.empty()) {

@@ -165,13 +165,8 @@ Result<BaseImage> ImageSources::Load(const std::string& ref, const image::Platfo
       l.digest = d.digest;
       l.media_type = d.media_type;
       l.size = d.size;
-      auto digest = FileDigest(l.blob_path);
-      if (!digest.ok()) return fail(std::move(digest).error());
-      if (*digest != d.digest) {
-        return fail(Error("layer blob " + l.blob_path + " has digest " + *digest +
-                              ", not the " + d.digest + " its manifest names",
-                          EINVAL));
-      }
+      // The blob's digest is checked where its bytes are used (VerifyLayer), not here: a base
+      // already unpacked in the cache is never read again.
       if (d.media_type == image::kMediaTypeLayer) l.tar_path = l.blob_path;
       img.layers.push_back(std::move(l));
     }
@@ -201,6 +196,17 @@ Result<BaseImage> ImageSources::Load(const std::string& ref, const image::Platfo
     img.layers.push_back(std::move(l));
   }
   return img;
+}
+
+Result<void> VerifyLayer(const Layer& layer) {
+  if (layer.digest.empty()) return Ok{};
+  SLIPWAY_ASSIGN_OR_RETURN(std::string digest, FileDigest(layer.blob_path));
+  if (digest != layer.digest) {
+    return Error("layer blob " + layer.blob_path + " has digest " + digest + ", not the " +
+                     layer.digest + " its manifest names",
+                 EINVAL);
+  }
+  return Ok{};
 }
 
 }  // namespace slipway::executor

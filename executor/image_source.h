@@ -16,7 +16,7 @@
 //     ubuntu:latest: oci-layout:/images/debian:bookworm
 //     busybox: docker-archive:/images/busybox.tar
 //
-// Layer blobs are verified against their digests before use.
+// Layer blobs are verified against their digests where their bytes are used (VerifyLayer).
 #ifndef SLIPWAY_EXECUTOR_IMAGE_SOURCE_H_
 #define SLIPWAY_EXECUTOR_IMAGE_SOURCE_H_
 
@@ -63,6 +63,9 @@ class ImageSources {
 };
 
 std::string NormalizeReference(const std::string& ref);
+
+// Checks a layer's blob against its digest (before its bytes are used).
+Result<void> VerifyLayer(const Layer& layer);
 
 // "linux/amd64/v8" -> Platform.
 image::Platform ParsePlatform(const std::string& text);

@@ -4,6 +4,8 @@
 
 #include "executor/build.h"
 #include "executor/cli.h"
+#include "executor/reaper_image.h"
+#include "executor/spawn.h"
 
 int main(int argc, char** argv) {
   using namespace slipway::executor;
@@ -23,6 +25,11 @@ int main(int argc, char** argv) {
   }
   InstallSignalForwarding();
   Progress progress(stderr, o.log_format, o.verbosity);
+  // Steps' reapers start from the small static reaper; without it (a kernel without memfd
+  // sealing), from this binary, which works the same, only slower.
+  if (auto r = UseReaperImage(ReaperImage()); !r.ok()) {
+    progress.Message(Verbosity::kDebug, "using /proc/self/exe as the reaper: " + r.error().ToString());
+  }
   BuildOutcome out = Build(o.request, progress);
   if (out.exit_code != 0) {
     if (o.log_format == LogFormat::kJson) {

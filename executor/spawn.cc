@@ -900,4 +900,22 @@ __attribute__((constructor)) void SpawnStartupHook(int argc, char** argv, char**
 }
 
 }  // namespace
+
+Result<void> UseReaperImage(std::string_view elf) {
+  UniqueFd fd(static_cast<int>(memfd_create("slipway-reaper", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  if (!fd.valid()) return ErrnoError("creating a memfd for the reaper");
+  for (std::size_t off = 0; off < elf.size();) {
+    ssize_t w = write(fd.get(), elf.data() + off, elf.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoError("writing the reaper image");
+    off += static_cast<std::size_t>(w);
+  }
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return ErrnoError("sealing the reaper image");
+  }
+  if (g_self_exe_fd >= 0) close(g_self_exe_fd);
+  g_self_exe_fd = fd.Release();
+  return Ok{};
+}
+
 }  // namespace slipway::executor

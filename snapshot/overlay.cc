@@ -81,8 +81,37 @@ Result<std::vector<LayerEntry>> ChangesFromUpper(const std::string& upper,
 }
 
 Result<OverlaySession> OverlaySession::Mount(const std::string& lower, const std::string& scratch) {
+  return Mount(std::vector<std::string>{lower}, scratch);
+}
+
+namespace {
+
+Result<std::string> LowerOption(const std::vector<std::string>& lowers) {
+  if (lowers.empty()) return Error("an overlay needs a lower directory", EINVAL);
+  std::string joined;
+  for (const std::string& l : lowers) {
+    if (l.find_first_of(":,") != std::string::npos) {
+      return Error("an overlay lower directory cannot contain ':' or ',': " + l, EINVAL);
+    }
+    joined += (joined.empty() ? "" : ":") + l;
+  }
+  return joined;
+}
+
+Error MountError(const std::string& at) {
+  Error e = ErrnoError("mounting an overlay on " + at);
+  if (e.errno_value() == EPERM) e.SetHint("mounting needs CAP_SYS_ADMIN");
+  if (e.errno_value() == ENODEV) e.SetHint("this kernel has no overlayfs");
+  return e;
+}
+
+}  // namespace
+
+Result<OverlaySession> OverlaySession::Mount(const std::vector<std::string>& lowers,
+                                             const std::string& scratch) {
+  SLIPWAY_ASSIGN_OR_RETURN(const std::string joined, LowerOption(lowers));
   OverlaySession s;
-  s.lower_ = lower;
+  s.lower_ = lowers.front();
   std::string tmpl = scratch + "/overlay-XXXXXX";
   if (!mkdtemp(tmpl.data())) return ErrnoError("creating overlay scratch in " + scratch);
   s.base_ = tmpl;
@@ -92,18 +121,25 @@ Result<OverlaySession> OverlaySession::Mount(const std::string& lower, const std
   for (const std::string* d : {&s.upper_, &s.work_, &s.merged_}) {
     if (mkdir(d->c_str(), 0755) != 0) return ErrnoError("creating " + *d);
   }
-  const std::string opts = "lowerdir=" + lower + ",upperdir=" + s.upper_ + ",workdir=" + s.work_ +
+  if (lowers.size() > 1) {
+    const std::string view = s.base_ + "/view";
+    if (mkdir(view.c_str(), 0755) != 0) return ErrnoError("creating " + view);
+    const std::string vopts = "lowerdir=" + joined + ",redirect_dir=off,metacopy=off,index=off";
+    if (mount("overlay", view.c_str(), "overlay", MS_RDONLY, vopts.c_str()) != 0) {
+      return MountError(view);
+    }
+    s.view_mounted_ = true;
+    s.lower_ = view;
+  }
+  const std::string opts = "lowerdir=" + joined + ",upperdir=" + s.upper_ + ",workdir=" + s.work_ +
                            ",redirect_dir=off,metacopy=off,index=off";
   if (mount("overlay", s.merged_.c_str(), "overlay", 0, opts.c_str()) != 0) {
-    Error e = ErrnoError("mounting an overlay on " + s.merged_);
-    if (e.errno_value() == EPERM) e.SetHint("mounting needs CAP_SYS_ADMIN");
-    if (e.errno_value() == ENODEV) e.SetHint("this kernel has no overlayfs");
-    return e;
+    return MountError(s.merged_);
   }
   s.mounted_ = true;
   // The root of the merged view has the lower root's metadata; the upper root starts as 0755.
   struct stat st;
-  if (stat(lower.c_str(), &st) != 0 || chown(s.upper_.c_str(), st.st_uid, st.st_gid) != 0 ||
+  if (stat(s.lower_.c_str(), &st) != 0 || chown(s.upper_.c_str(), st.st_uid, st.st_gid) != 0 ||
       chmod(s.upper_.c_str(), st.st_mode & 07777) != 0) {
     return ErrnoError("giving the upper directory the lower root's owner and mode");
   }
@@ -116,8 +152,10 @@ OverlaySession::OverlaySession(OverlaySession&& o) noexcept
       upper_(std::move(o.upper_)),
       work_(std::move(o.work_)),
       merged_(std::move(o.merged_)),
-      mounted_(o.mounted_) {
+      mounted_(o.mounted_),
+      view_mounted_(o.view_mounted_) {
   o.mounted_ = false;
+  o.view_mounted_ = false;
   o.base_.clear();
 }
 
@@ -206,6 +244,137 @@ Result<void> MergeDir(int upper, int lower, const std::string& at) {
 
 }  // namespace
 
+namespace {
+
+// Drops the overlay's bookkeeping xattrs but keeps the opaque marker (it means something to the
+// overlay the destination will be mounted in).
+void StripAllButOpaque(int dir, const std::string& name) {
+  UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return;
+  char names[4096];
+  ssize_t n = flistxattr(fd.get(), names, sizeof(names));
+  for (ssize_t i = 0; i < n;) {
+    const std::string x(names + i);
+    i += static_cast<ssize_t>(x.size()) + 1;
+    if (x.rfind("trusted.overlay.", 0) == 0 && x != "trusted.overlay.opaque") {
+      fremovexattr(fd.get(), x.c_str());
+    }
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  auto children = ListDirectory(fd.get());
+  if (!children.ok()) return;
+  for (const std::string& c : *children) StripAllButOpaque(fd.get(), c);
+}
+
+Result<void> MergeFormat(int upper, int dest, const std::string& at) {
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(upper));
+  for (const std::string& n : names) {
+    const std::string path = at.empty() ? n : at + "/" + n;
+    struct stat u, d;
+    if (fstatat(upper, n.c_str(), &u, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError("merging the overlay: stat " + path);
+    }
+    const bool in_dest = fstatat(dest, n.c_str(), &d, AT_SYMLINK_NOFOLLOW) == 0;
+    if (S_ISDIR(u.st_mode) && in_dest && S_ISDIR(d.st_mode)) {
+      UniqueFd ud(openat(upper, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!ud.valid()) return ErrnoError("merging the overlay: opening " + path);
+      char v = 0;
+      const bool opaque = fgetxattr(ud.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y';
+      if (!opaque) {
+        UniqueFd dd(openat(dest, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!dd.valid()) return ErrnoError("merging the overlay: opening " + path);
+        SLIPWAY_RETURN_IF_ERROR(MergeFormat(ud.get(), dd.get(), path));
+        if (fchown(dd.get(), u.st_uid, u.st_gid) != 0 || fchmod(dd.get(), u.st_mode & 07777) != 0) {
+          return ErrnoError("merging the overlay: owner and mode of " + path);
+        }
+        char xnames[4096];
+        ssize_t xn = flistxattr(ud.get(), xnames, sizeof(xnames));
+        for (ssize_t i = 0; i < xn;) {
+          const std::string x(xnames + i);
+          i += static_cast<ssize_t>(x.size()) + 1;
+          if (x.rfind("trusted.overlay.", 0) == 0) continue;
+          char value[8192];
+          ssize_t vn = fgetxattr(ud.get(), x.c_str(), value, sizeof(value));
+          if (vn >= 0) fsetxattr(dd.get(), x.c_str(), value, static_cast<std::size_t>(vn), 0);
+        }
+        const struct timespec times[2] = {u.st_atim, u.st_mtim};
+        if (futimens(dd.get(), times) != 0) return ErrnoError("merging the overlay: times of " + path);
+        continue;
+      }
+    }
+    // Whiteouts, opaque or new directories and everything else replace what dest had.
+    if (in_dest && (S_ISDIR(d.st_mode) || S_ISDIR(u.st_mode))) {
+      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dest, n));
+    }
+    if (renameat(upper, n.c_str(), dest, n.c_str()) != 0) {
+      return ErrnoError("merging the overlay: moving " + path);
+    }
+    if (S_ISDIR(u.st_mode) || S_ISREG(u.st_mode)) StripAllButOpaque(dest, n);
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<void> MergeIntoUpper(const std::string& upper, const std::string& dest) {
+  UniqueFd u(open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd d(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!u.valid() || !d.valid()) return ErrnoError("merging " + upper + " into " + dest);
+  struct stat root;
+  if (fstat(u.get(), &root) != 0) return ErrnoError("stat " + upper);
+  SLIPWAY_RETURN_IF_ERROR(MergeFormat(u.get(), d.get(), ""));
+  if (fchown(d.get(), root.st_uid, root.st_gid) != 0 || fchmod(d.get(), root.st_mode & 07777) != 0) {
+    return ErrnoError("merging the overlay: owner and mode of the root");
+  }
+  const struct timespec times[2] = {root.st_atim, root.st_mtim};
+  futimens(d.get(), times);
+  return Ok{};
+}
+
+Result<OverlayView> OverlayView::Mount(const std::vector<std::string>& lowers,
+                                       const std::string& at) {
+  if (lowers.size() < 2) return Error("an overlay view needs at least two lower directories", EINVAL);
+  SLIPWAY_ASSIGN_OR_RETURN(const std::string joined, LowerOption(lowers));
+  OverlayView v;
+  v.at_ = at;
+  v.opts_ = "lowerdir=" + joined + ",redirect_dir=off,metacopy=off,index=off";
+  SLIPWAY_RETURN_IF_ERROR(v.Refresh());
+  return v;
+}
+
+Result<void> OverlayView::Refresh() {
+  if (mounted_) {
+    if (umount2(at_.c_str(), MNT_DETACH) != 0) return ErrnoError("unmounting " + at_);
+    mounted_ = false;
+  }
+  if (mount("overlay", at_.c_str(), "overlay", MS_RDONLY, opts_.c_str()) != 0) {
+    return MountError(at_);
+  }
+  mounted_ = true;
+  return Ok{};
+}
+
+OverlayView::OverlayView(OverlayView&& o) noexcept
+    : at_(std::move(o.at_)), opts_(std::move(o.opts_)), mounted_(o.mounted_) {
+  o.mounted_ = false;
+}
+
+OverlayView& OverlayView::operator=(OverlayView&& o) noexcept {
+  if (this != &o) {
+    if (mounted_) umount2(at_.c_str(), MNT_DETACH);
+    at_ = std::move(o.at_);
+    opts_ = std::move(o.opts_);
+    mounted_ = o.mounted_;
+    o.mounted_ = false;
+  }
+  return *this;
+}
+
+OverlayView::~OverlayView() {
+  if (mounted_) umount2(at_.c_str(), MNT_DETACH);
+}
+
 Result<void> MergeUpper(const std::string& upper, const std::string& lower) {
   UniqueFd u(open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   UniqueFd l(open(lower.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -226,11 +395,16 @@ Result<void> OverlaySession::Unmount() {
     if (umount2(merged_.c_str(), MNT_DETACH) != 0) return ErrnoError("unmounting " + merged_);
     mounted_ = false;
   }
+  if (view_mounted_) {
+    if (umount2(lower_.c_str(), MNT_DETACH) != 0) return ErrnoError("unmounting " + lower_);
+    view_mounted_ = false;
+  }
   return Ok{};
 }
 
 OverlaySession::~OverlaySession() {
   if (mounted_) umount2(merged_.c_str(), MNT_DETACH);
+  if (view_mounted_) umount2(lower_.c_str(), MNT_DETACH);
   if (!base_.empty()) {
     std::error_code ec;
     fs::remove_all(base_, ec);

@@ -31,6 +31,11 @@ class OverlaySession {
  public:
   // Mounts lower=`lower` with fresh upper/work directories under a new directory in `scratch`.
   static Result<OverlaySession> Mount(const std::string& lower, const std::string& scratch);
+  // Several read-only lower directories, topmost first (overlay format: whiteout devices and
+  // opaque directories in an upper one hide what is below). Changes() then compares against a
+  // read-only view of them, mounted beside.
+  static Result<OverlaySession> Mount(const std::vector<std::string>& lowers,
+                                      const std::string& scratch);
   OverlaySession(OverlaySession&& o) noexcept;
   OverlaySession& operator=(OverlaySession&&) = delete;
   ~OverlaySession();
@@ -44,6 +49,7 @@ class OverlaySession {
   OverlaySession() = default;
   std::string lower_, base_, upper_, work_, merged_;
   bool mounted_ = false;
+  bool view_mounted_ = false;  // lower_ is a view of several lowers
 };
 
 // Moves an overlay upper directory's changes into `lower` (after the overlay is unmounted), so
@@ -52,6 +58,29 @@ class OverlaySession {
 // else is renamed over. Cost O(changed entries), no data copied (upper and lower must be on one
 // filesystem; EXDEV otherwise). Overlay-private xattrs (trusted.overlay.*) are dropped.
 Result<void> MergeUpper(const std::string& upper, const std::string& lower);
+
+// Moves an overlay upper directory's changes into another upper directory, `dest`, that sits on
+// read-only lowers: the result stays in overlay format (whiteout devices and opaque directories
+// are kept, because they hide entries of the lowers below). Cost O(changed entries).
+Result<void> MergeIntoUpper(const std::string& upper, const std::string& dest);
+
+// A read-only overlay of several directories (topmost first; at least two), for reading a stage
+// that lives as an upper directory over cached base images.
+class OverlayView {
+ public:
+  static Result<OverlayView> Mount(const std::vector<std::string>& lowers, const std::string& at);
+  OverlayView(OverlayView&& o) noexcept;
+  OverlayView& operator=(OverlayView&& o) noexcept;
+  ~OverlayView();
+  const std::string& path() const { return at_; }
+  // Remounts: an overlay must not see its lowers change while mounted.
+  Result<void> Refresh();
+
+ private:
+  OverlayView() = default;
+  std::string at_, opts_;
+  bool mounted_ = false;
+};
 
 // The changes recorded in an overlay upper directory over `lower` (exposed for tests). An opaque
 // marker is kept only where the lower layer has a directory to hide.

@@ -16,10 +16,13 @@
 #include "snapshot/change_matrix.h"
 #include "snapshot/extract.h"
 #include "snapshot/layer_writer.h"
+#include "snapshot/snapshotter.h"
 #include "snapshot/walk.h"
 
 namespace slipway::snapshot {
 namespace {
+
+namespace fs = std::filesystem;
 
 using slipway::testing::MakeDirs;
 using slipway::testing::ReadFile;
@@ -122,6 +125,57 @@ TEST_CASE("overlay: a session cleans up after itself, and refuses a missing lowe
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message().find("mounting an overlay on ") == 0);
   CHECK(std::filesystem::is_empty(tmp.Join("scratch")));
+}
+
+TEST_CASE("layered: a stage as an upper directory over a read-only base, step after step") {
+  REQUIRE_MESSAGE(geteuid() == 0, "mounting overlayfs needs real root");
+  for (const testing::Case& c : testing::ChangeMatrix()) {
+    CAPTURE(std::string(c.name));
+    slipway::testing::TempDir tmp("/tmp");
+    const std::string expected = tmp.Join("expected");
+    MakeDirs(expected);
+    c.before(expected);
+    const std::string base = Cp(expected, tmp.Join("base"));
+    const auto base_before = Describe(base);
+    const std::string stage = tmp.Join("stage");
+    MakeDirs(stage);
+    MakeDirs(tmp.Join("scratch"));
+    // Step 1: the case's change, whose layer is the one the plain overlay gives.
+    auto snap = StartLayeredSnapshot({stage, base}, tmp.Join("scratch"));
+    REQUIRE_MESSAGE(snap.ok(), snap.error().ToString());
+    c.change((*snap)->root());
+    auto changes = (*snap)->Changes();
+    REQUIRE(changes.ok());
+    const std::string layered = Layer((*snap)->root(), *changes, tmp.Join("l1"), true);
+    REQUIRE((*snap)->Commit("").ok());
+    snap->reset();
+    {
+      const std::string lower = Cp(expected, tmp.Join("plain-lower"));
+      auto s = OverlaySession::Mount(lower, tmp.Join("scratch"));
+      REQUIRE(s.ok());
+      c.change(s->merged());
+      auto plain = s->Changes();
+      REQUIRE(plain.ok());
+      if (!c.inode_dependent) CHECK(Layer(s->merged(), *plain, tmp.Join("p1"), true) == layered);
+    }
+    c.change(expected);
+    // Step 2: delete and recreate on top of step 1, through the merged upper.
+    auto snap2 = StartLayeredSnapshot({stage, base}, tmp.Join("scratch"));
+    REQUIRE(snap2.ok());
+    fs::remove_all((*snap2)->root() + "/etc");
+    slipway::testing::WriteFile((*snap2)->root() + "/etc/new", "second step");
+    REQUIRE((*snap2)->Changes().ok());
+    REQUIRE((*snap2)->Commit("").ok());
+    snap2->reset();
+    fs::remove_all(expected + "/etc");
+    slipway::testing::WriteFile(expected + "/etc/new", "second step");
+    // The view of the stage is the expected tree; the base was never written.
+    MakeDirs(tmp.Join("view"));
+    auto view = OverlayView::Mount({stage, base}, tmp.Join("view"));
+    REQUIRE_MESSAGE(view.ok(), view.error().ToString());
+    CHECK(Describe(view->path(), false) == Describe(expected, false));
+    CHECK(Describe(base) == base_before);
+  }
 }
 
 }  // namespace

@@ -65,7 +65,30 @@ class OverlaySnapshotter : public Snapshotter {
   OverlaySession session_;
 };
 
+class LayeredSnapshotter : public Snapshotter {
+ public:
+  LayeredSnapshotter(std::string dest, OverlaySession s)
+      : dest_(std::move(dest)), session_(std::move(s)) {}
+  Strategy strategy() const override { return Strategy::kOverlay; }
+  const std::string& root() const override { return session_.merged(); }
+  Result<std::vector<LayerEntry>> Changes() override { return session_.Changes(); }
+  Result<void> Commit(const std::string&) override {
+    SLIPWAY_RETURN_IF_ERROR(session_.Unmount());
+    return MergeIntoUpper(session_.upper(), dest_);
+  }
+
+ private:
+  std::string dest_;
+  OverlaySession session_;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<Snapshotter>> StartLayeredSnapshot(const std::vector<std::string>& lowers,
+                                                          const std::string& scratch) {
+  SLIPWAY_ASSIGN_OR_RETURN(OverlaySession s, OverlaySession::Mount(lowers, scratch));
+  return std::unique_ptr<Snapshotter>(new LayeredSnapshotter(lowers.front(), std::move(s)));
+}
 
 Result<std::unique_ptr<Snapshotter>> StartSnapshot(const std::string& rootfs,
                                                    const std::string& scratch, Strategy strategy) {

@@ -39,6 +39,13 @@ Result<std::unique_ptr<Snapshotter>> StartSnapshot(const std::string& rootfs,
                                                    const std::string& scratch,
                                                    Strategy strategy = Strategy::kAuto);
 
+// A stage kept as an overlay-format upper directory (`lowers[0]`) over read-only lowers (cached
+// base images, parent stages): the step runs on an overlay of all of them, and Commit moves its
+// changes into lowers[0], still in overlay format (MergeIntoUpper). Nothing below lowers[0] is
+// ever written, so an unpacked base image can be shared by every build. Needs overlayfs.
+Result<std::unique_ptr<Snapshotter>> StartLayeredSnapshot(const std::vector<std::string>& lowers,
+                                                          const std::string& scratch);
+
 }  // namespace slipway::snapshot
 
 #endif  // SLIPWAY_SNAPSHOT_SNAPSHOTTER_H_
