@@ -51,6 +51,8 @@ Timed RunTimed(const std::vector<std::string>& argv, const std::string& stderr_f
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::fflush(stdout);  // or the child's freopen would write our buffer a second time
+  std::fflush(stderr);
   const auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
@@ -234,6 +236,7 @@ int main(int argc, char** argv) {
           std::vector<std::string> ls = with({"images", "-q", "--no-trunc"});
           std::string cmd;
           for (const auto& a : ls) cmd += a + " ";
+          std::fflush(stdout);
           FILE* f = popen(cmd.c_str(), "r");
           char buf[256] = {};
           if (f && fgets(buf, sizeof(buf), f)) id = buf;
@@ -275,8 +278,9 @@ int main(int argc, char** argv) {
     const double s_med = Median(sl);
     std::printf("Slipway cold build:            %8.3f s   peak RSS %6ld KiB\n", s_med, max_rss(sl_rss));
     std::printf("Slipway warm build (base unpacked in the cache): %.3f s; with --oci-layout-path: "
-                "%.3f s  (goal <= 0.3 s)\n",
-                Median(warm), Median(warm_out));
+                "%.3f s%s\n",
+                Median(warm), Median(warm_out),
+                std::string(c.name) == "groups" ? "  (goal <= 0.3 s)" : "");
     if (have_buildah) {
       const double bo = Median(bo_pull) + Median(bo_build), bv = Median(bv_pull) + Median(bv_build);
       std::printf("buildah overlay: pull %6.3f + build %6.3f = %8.3f s   peak RSS %6ld KiB\n",

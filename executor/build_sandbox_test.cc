@@ -18,6 +18,7 @@
 
 #include "base/test_util.h"
 #include "executor/spawn.h"
+#include "executor/tiny_http_server.h"
 
 namespace slipway {
 namespace {
@@ -151,6 +152,72 @@ TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans
   CHECK(out.find("got-term") != std::string::npos);
   CHECK(out.find("never") == std::string::npos);
   CHECK(std::filesystem::is_empty(work));
+}
+
+TEST_CASE("slipway: tar://stdin, a seccomp profile, and nothing a step starts outlives it") {
+  Env env;
+  const std::string ctx = env.tmp.Join("stdin-ctx"), work = env.tmp.Join("stdin-work");
+  std::filesystem::create_directories(work);
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox\nCOPY f.txt /f\n"
+            "RUN (sleep 1234 </dev/null >/dev/null 2>&1 &) ; echo left-a-daemon\n");
+  WriteFile(ctx + "/f.txt", "via stdin\n");
+  const std::string cmd = "tar -C " + ctx + " -c . | " + Runfile("executor/slipway") +
+                          " -c tar://stdin --no-push --work-dir " + work +
+                          " --image-source busybox=oci-layout:" + env.layout;
+  auto r = Run({"/bin/sh", "-c", cmd});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("left-a-daemon") != std::string::npos);
+  CHECK(std::filesystem::is_empty(work));
+  // The daemon died with the step's pid namespace.
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string cmdline = e.path().string() + "/cmdline";
+    if (!std::filesystem::exists(cmdline)) continue;
+    std::string c = testing::ReadFile(cmdline);
+    const bool daemon = c.find("sleep") != std::string::npos && c.find("1234") != std::string::npos;
+    CHECK_MESSAGE(!daemon, "left running: " << c);
+  }
+  // A seccomp profile that forbids mkdir: the step sees EPERM.
+  const std::string profile = env.tmp.Join("no-mkdir.json");
+  WriteFile(profile, R"({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[)"
+                     R"({"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]})");
+  auto denied = env.Build("FROM busybox\nRUN mkdir /nope\n",
+                          {"--no-push", "--seccomp-profile", profile});
+  CHECK(denied.exit_code == 1);
+  CHECK(denied.err.find("Operation not permitted") != std::string::npos);
+  auto allowed = env.Build("FROM busybox\nRUN mkdir /yes\n", {"--no-push"});
+  CHECK(allowed.exit_code == 0);
+}
+
+TEST_CASE("slipway: ADD from http(s) with --checksum") {
+  Env env;
+  testing::TinyHttpServer server;
+  const std::string good =
+      "sha256:a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";  // hello world\n
+  const std::string out = env.tmp.Join("add-out");
+  auto r = env.Build("FROM busybox\nADD --checksum=" + good + " " + server.Url("/files/app.txt") +
+                         " /srv/\nADD " + server.Url("/moved") + " /moved.txt\n",
+                     {"--no-push", "--oci-layout-path", out});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // Checked from the layers: mode 0600 and Last-Modified as mtime, like Docker.
+  auto t = Run({"/bin/sh", "-c",
+                "for b in " + out + "/blobs/sha256/*; do tar -tvzf $b 2>/dev/null; done"});
+  CHECK(t.out.find("-rw------- 0/0              12 2015-10-21 07:28 srv/app.txt") !=
+        std::string::npos);
+  CHECK(t.out.find("moved.txt") != std::string::npos);
+  auto bad = env.Build("FROM busybox\nADD --checksum=sha256:" + std::string(64, '0') + " " +
+                           server.Url("/files/app.txt") + " /x\n",
+                       {"--no-push"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("checksum mismatch: got " + good) != std::string::npos);
+  auto missing = env.Build("FROM busybox\nADD " + server.Url("/gone") + " /x\n", {"--no-push"});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("HTTP status 404") != std::string::npos);
+  auto git = env.Build("FROM busybox\nADD https://example.com/r.git#main /src\n", {"--no-push"});
+  CHECK(git.exit_code == 1);
+  CHECK(git.err.find("git sources are not supported yet") != std::string::npos);
 }
 
 }  // namespace

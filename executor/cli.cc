@@ -81,8 +81,11 @@ Build
                                 "unconfined" (default: Slipway's built-in profile)
       --work-dir DIR            where the temporary build directory goes (default $TMPDIR or
                                 /var/tmp); it is always removed at the end
-      --cache-dir DIR           where RUN --mount=type=cache directories live
-                                (default /var/cache/slipway, or ~/.cache/slipway when not root)
+      --cache-dir DIR           where base images are kept unpacked between builds (by layer
+                                digest, read-only lowers of each stage's overlay) and where
+                                RUN --mount=type=cache directories live (default
+                                /var/cache/slipway, or ~/.cache/slipway when not root);
+                                nothing is evicted automatically: delete DIR/base to reclaim
       --cleanup                 accepted for kaniko compatibility: Slipway always cleans up
 
 Logging
