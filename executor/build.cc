@@ -368,14 +368,17 @@ Result<void> Builder::ExtractInto(const std::string& rootfs, const std::vector<L
   snapshot::ExtractOptions o;
   o.allow_devices = geteuid() == 0;
   for (const Layer& l : layers) {
-    if (l.tar_path.empty() || l.tar_path == l.blob_path) {
-      SLIPWAY_RETURN_IF_ERROR(VerifyLayer(l));
-    }
-    const std::string& file = l.tar_path.empty() ? l.blob_path : l.tar_path;
-    UniqueFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return ErrnoError("opening the layer " + file);
-    auto st = snapshot::ExtractLayer(root.get(), fd.get(), l.diff_id, o);
+    // Decompressed on a second thread, and the blob hashed on the way: verified as it is read.
+    const bool blob = l.tar_path.empty() || l.tar_path == l.blob_path;
+    const std::string& file = blob ? l.blob_path : l.tar_path;
+    std::string digest;
+    auto st = snapshot::ExtractLayerFile(root.get(), file, l.diff_id, o, &digest);
     if (!st.ok()) return std::move(st).error();
+    if (blob && !l.digest.empty() && digest != l.digest) {
+      return Error("layer blob " + l.blob_path + " has digest " + digest + ", not the " +
+                       l.digest + " its manifest names",
+                   EINVAL);
+    }
     for (const std::string& w : st->warnings) {
       progress_.Message(Verbosity::kDebug, "layer " + l.diff_id + ": " + w);
     }

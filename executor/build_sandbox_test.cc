@@ -220,5 +220,38 @@ TEST_CASE("slipway: ADD from http(s) with --checksum") {
   CHECK(git.err.find("git sources are not supported yet") != std::string::npos);
 }
 
+TEST_CASE("slipway: a base layer whose bytes do not match its digest is refused") {
+  Env env;
+  const std::string copy = env.tmp.Join("corrupt-oci");
+  REQUIRE(Run({"/bin/cp", "-a", env.layout, copy}).exit_code == 0);
+  // The largest blob is the layer; flip a byte in the middle, keeping its size.
+  std::string biggest;
+  std::uintmax_t size = 0;
+  for (const auto& e : std::filesystem::directory_iterator(copy + "/blobs/sha256")) {
+    if (e.file_size() > size) {
+      size = e.file_size();
+      biggest = e.path().string();
+    }
+  }
+  std::string bytes = testing::ReadFile(biggest);
+  bytes[bytes.size() / 2] ^= 0x01;
+  WriteFile(biggest, bytes);
+  const std::string ctx = env.tmp.Join("corrupt-ctx"), work = env.tmp.Join("corrupt-work");
+  std::filesystem::create_directories(work);
+  WriteFile(ctx + "/Dockerfile", "FROM busybox\nRUN true\n");
+  auto r = Run({Runfile("executor/slipway"), "-c", ctx, "--image-source",
+                "busybox=oci-layout:" + copy, "--work-dir", work, "--cache-dir",
+                env.tmp.Join("corrupt-cache"), "--no-push"});
+  CHECK(r.exit_code == 1);
+  INFO(r.err);
+  // Either the inflater notices the damage or the digest does; both name the problem.
+  CHECK((r.err.find("not the sha256:") != std::string::npos ||
+         r.err.find("corrupt gzip data") != std::string::npos));
+  CHECK(std::filesystem::is_empty(work));
+  // Nothing half-unpacked was published to the cache.
+  const std::string base = env.tmp.Join("corrupt-cache") + "/base";
+  if (std::filesystem::exists(base)) CHECK(std::filesystem::is_empty(base));
+}
+
 }  // namespace
 }  // namespace slipway

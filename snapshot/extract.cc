@@ -7,6 +7,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,10 +16,12 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "base/in_root.h"
 #include "base/path.h"
 #include "base/unique_fd.h"
+#include "image/digest.h"
 
 namespace slipway::snapshot {
 namespace {
@@ -419,6 +423,130 @@ Result<ExtractStats> ExtractLayer(int root_fd, int layer_fd, const std::string& 
                                   const ExtractOptions& options) {
   Extractor x(root_fd, layer_name, options);
   return x.Run(layer_fd);
+}
+
+namespace {
+
+enum class Codec { kPlain, kGzip, kZstd };
+
+Codec Sniff(const unsigned char* b, std::size_t n) {
+  if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return Codec::kGzip;
+  if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return Codec::kZstd;
+  return Codec::kPlain;
+}
+
+// Reads `in` to EOF, hashing it, decompressing into `out`. Returns an error message or "".
+std::string Pump(int in, int out, Codec codec, image::Sha256* hash, const ExtractOptions& o,
+                 const std::string& name) {
+  std::vector<unsigned char> ibuf(1 << 20), obuf(1 << 20);
+  std::uint64_t read_total = 0, written = 0;
+  auto emit = [&](const unsigned char* p, std::size_t n) -> bool {
+    written += n;
+    while (n > 0) {
+      ssize_t w = write(out, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return false;  // the reader stopped (it failed): its error is the one to report
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return true;
+  };
+  auto bomb = [&] {
+    return written > o.max_ratio_floor && read_total > 0 &&
+           static_cast<double>(written) / static_cast<double>(read_total) > o.max_ratio;
+  };
+  z_stream z{};
+  ZSTD_DStream* zs = nullptr;
+  if (codec == Codec::kGzip && inflateInit2(&z, 15 + 32) != Z_OK) return "starting gzip";
+  if (codec == Codec::kZstd) {
+    zs = ZSTD_createDStream();
+    if (!zs || ZSTD_isError(ZSTD_initDStream(zs))) return "starting zstd";
+  }
+  std::string err;
+  bool ended = codec != Codec::kGzip;  // gzip: at the end of a member
+  for (;;) {
+    ssize_t n = read(in, ibuf.data(), ibuf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = std::string("reading ") + name + ": " + std::strerror(errno);
+      break;
+    }
+    if (n == 0) break;
+    hash->Update(ibuf.data(), static_cast<std::size_t>(n));
+    read_total += static_cast<std::uint64_t>(n);
+    if (codec == Codec::kGzip) {
+      z.next_in = ibuf.data();
+      z.avail_in = static_cast<uInt>(n);
+      while (z.avail_in > 0) {
+        z.next_out = obuf.data();
+        z.avail_out = static_cast<uInt>(obuf.size());
+        int r = inflate(&z, Z_NO_FLUSH);
+        ended = false;
+        if (r == Z_STREAM_END) {  // a member ends; another may follow
+          ended = true;
+          inflateReset(&z);
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+          err = name + ": corrupt gzip data";
+          break;
+        }
+        if (!emit(obuf.data(), obuf.size() - z.avail_out)) return "";
+        if (r == Z_BUF_ERROR && z.avail_out != 0) break;
+      }
+    } else if (codec == Codec::kZstd) {
+      ZSTD_inBuffer zin{ibuf.data(), static_cast<std::size_t>(n), 0};
+      while (zin.pos < zin.size) {
+        ZSTD_outBuffer zout{obuf.data(), obuf.size(), 0};
+        std::size_t r = ZSTD_decompressStream(zs, &zout, &zin);
+        if (ZSTD_isError(r)) {
+          err = name + ": corrupt zstd data";
+          break;
+        }
+        if (!emit(obuf.data(), zout.pos)) return "";
+      }
+    } else if (!emit(ibuf.data(), static_cast<std::size_t>(n))) {
+      return "";
+    }
+    if (!err.empty()) break;
+    if (bomb()) {
+      err = name + ": decompresses to more than " + std::to_string(static_cast<long>(o.max_ratio)) +
+            " times its size; refusing a likely decompression bomb";
+      break;
+    }
+  }
+  if (codec == Codec::kGzip) inflateEnd(&z);
+  if (zs) ZSTD_freeDStream(zs);
+  if (err.empty() && !ended) err = name + ": truncated gzip data";
+  return err;
+}
+
+}  // namespace
+
+Result<ExtractStats> ExtractLayerFile(int root_fd, const std::string& path,
+                                      const std::string& layer_name,
+                                      const ExtractOptions& options, std::string* digest) {
+  UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return ErrnoError("opening the layer " + path);
+  unsigned char head[4] = {};
+  const ssize_t got = pread(in.get(), head, sizeof(head), 0);
+  const Codec codec = Sniff(head, got > 0 ? static_cast<std::size_t>(got) : 0);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return ErrnoError("creating a pipe for " + layer_name);
+  UniqueFd pr(p[0]), pw(p[1]);
+  fcntl(pw.get(), F_SETPIPE_SZ, 1 << 20);
+  image::Sha256 hash;
+  std::string pump_error;
+  std::thread pump([&] {
+    pump_error = Pump(in.get(), pw.get(), codec, &hash, options, layer_name);
+    pw.Reset();  // EOF for the extraction
+  });
+  ExtractOptions o = options;
+  auto stats = ExtractLayer(root_fd, pr.get(), layer_name, o);
+  pr.Reset();  // unblocks the pump if extraction stopped early
+  pump.join();
+  if (!pump_error.empty()) return Error(pump_error, EINVAL);
+  if (!stats.ok()) return std::move(stats).error();
+  if (digest) *digest = hash.Digest();
+  return stats;
 }
 
 }  // namespace slipway::snapshot

@@ -51,6 +51,15 @@ struct ExtractStats {
 Result<ExtractStats> ExtractLayer(int root_fd, int layer_fd, const std::string& layer_name,
                                   const ExtractOptions& options = {});
 
+// Extracts a layer file, decompressing gzip or zstd on a second thread that feeds the extraction
+// through a pipe (so inflating and creating files overlap), and hashing the file's bytes on the
+// way: `*digest` gets its "sha256:..." (the blob digest), so a caller can verify the blob without
+// reading it twice. The decompression-ratio limit applies in the decompressing thread. Other
+// formats are extracted as ExtractLayer does.
+Result<ExtractStats> ExtractLayerFile(int root_fd, const std::string& path,
+                                      const std::string& layer_name,
+                                      const ExtractOptions& options, std::string* digest);
+
 // Cleans an entry name: strips a leading "/" and "./", applies path.Clean. Returns an error for a
 // name that leaves the root ("..", "../x") or is empty.
 Result<std::string> CleanEntryName(const std::string& name);

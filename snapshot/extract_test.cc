@@ -17,6 +17,7 @@
 
 #include "base/test_util.h"
 #include "base/unique_fd.h"
+#include "image/digest.h"
 #include "snapshot/tar_builder.h"
 
 namespace slipway::snapshot {
@@ -339,6 +340,69 @@ TEST_CASE("extract: limits stop bombs and floods with clear errors") {
     std::string tar = BuildTar({File("f", std::string(100000, 'x'))});
     auto r = s.Apply(tar.substr(0, 5000));
     REQUIRE_FALSE(r.ok());
+  }
+}
+
+TEST_CASE("extract: a layer file decompressed on a second thread gives the same tree and its digest") {
+  const std::vector<TarEntry> entries = {Dir("d"), File("d/a", std::string(3 << 20, 'a')),
+                                         File("d/b", "bee"), Symlink("l", "d/b"),
+                                         Hardlink("d/h", "d/b")};
+  for (Compression c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
+    CAPTURE(static_cast<int>(c));
+    Sandbox s;
+    const std::string tar = BuildTar(entries, c);
+    const std::string file = s.tmp.Join("layer.blob");
+    slipway::testing::WriteFile(file, tar);
+    std::string digest;
+    auto r = ExtractLayerFile(s.root_fd.get(), file, "blob", {}, &digest);
+    REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+    CHECK(digest == image::Sha256Digest(tar));
+    CHECK(r->entries == 5);
+    CHECK(slipway::testing::ReadFile(s.In("d/a")).size() == (3u << 20));
+    CHECK(fs::read_symlink(s.In("l")) == "d/b");
+    CHECK(fs::equivalent(s.In("d/h"), s.In("d/b")));
+  }
+  SUBCASE("several gzip members, as parallel compressors write them") {
+    Sandbox s;
+    const std::string one = BuildTar({File("x", "1")}, Compression::kGzip);
+    // A tar split in two gzip members: still one stream to gunzip and to us.
+    const std::string plain = BuildTar({File("x", "1"), File("y", "2")});
+    const std::string half1 = plain.substr(0, 1024), half2 = plain.substr(1024);
+    const std::string g1 = s.tmp.Join("g1"), g2 = s.tmp.Join("g2");
+    slipway::testing::WriteFile(g1, half1);
+    slipway::testing::WriteFile(g2, half2);
+    auto z = slipway::testing::Run({"/bin/sh", "-c", "gzip -c " + g1 + " > " + g1 + ".gz && gzip -c " +
+                                                     g2 + " >> " + g1 + ".gz"});
+    REQUIRE(z.exit_code == 0);
+    auto r = ExtractLayerFile(s.root_fd.get(), g1 + ".gz", "members", {}, nullptr);
+    REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+    CHECK(slipway::testing::ReadFile(s.In("y")) == "2");
+    (void)one;
+  }
+  SUBCASE("bombs, corruption and truncation are errors naming the layer") {
+    Sandbox s;
+    ExtractOptions o;
+    o.max_ratio = 50;
+    o.max_ratio_floor = 1 << 20;
+    const std::string bomb = s.tmp.Join("bomb");
+    slipway::testing::WriteFile(
+        bomb, BuildTar({File("zeros", std::string(32 << 20, '\0'))}, Compression::kGzip));
+    auto b = ExtractLayerFile(s.root_fd.get(), bomb, "bomb", o, nullptr);
+    REQUIRE_FALSE(b.ok());
+    CHECK(b.error().message().find("bomb: decompresses to more than 50 times its size") == 0);
+    std::string gz = BuildTar({File("f", std::string(100000, 'q'))}, Compression::kGzip);
+    const std::string cut = s.tmp.Join("cut");
+    slipway::testing::WriteFile(cut, gz.substr(0, gz.size() / 2));
+    auto t = ExtractLayerFile(s.root_fd.get(), cut, "cut", {}, nullptr);
+    REQUIRE_FALSE(t.ok());
+    gz[gz.size() / 2] ^= 0x5a;
+    gz[gz.size() / 2 + 1] ^= 0x5a;
+    const std::string bad = s.tmp.Join("bad");
+    slipway::testing::WriteFile(bad, gz);
+    const auto outside = s.Outside();
+    auto c = ExtractLayerFile(s.root_fd.get(), bad, "bad", {}, nullptr);
+    CHECK_FALSE(c.ok());
+    CHECK(s.Outside() == outside);  // nothing escaped
   }
 }
 
