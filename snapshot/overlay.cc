@@ -246,27 +246,6 @@ Result<void> MergeDir(int upper, int lower, const std::string& at) {
 
 namespace {
 
-// Drops the overlay's bookkeeping xattrs but keeps the opaque marker (it means something to the
-// overlay the destination will be mounted in).
-void StripAllButOpaque(int dir, const std::string& name) {
-  UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return;
-  char names[4096];
-  ssize_t n = flistxattr(fd.get(), names, sizeof(names));
-  for (ssize_t i = 0; i < n;) {
-    const std::string x(names + i);
-    i += static_cast<ssize_t>(x.size()) + 1;
-    if (x.rfind("trusted.overlay.", 0) == 0 && x != "trusted.overlay.opaque") {
-      fremovexattr(fd.get(), x.c_str());
-    }
-  }
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
-  auto children = ListDirectory(fd.get());
-  if (!children.ok()) return;
-  for (const std::string& c : *children) StripAllButOpaque(fd.get(), c);
-}
-
 Result<void> MergeFormat(int upper, int dest, const std::string& at) {
   SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(upper));
   for (const std::string& n : names) {
@@ -310,7 +289,9 @@ Result<void> MergeFormat(int upper, int dest, const std::string& at) {
     if (renameat(upper, n.c_str(), dest, n.c_str()) != 0) {
       return ErrnoError("merging the overlay: moving " + path);
     }
-    if (S_ISDIR(u.st_mode) || S_ISREG(u.st_mode)) StripAllButOpaque(dest, n);
+    // The kernel's other bookkeeping xattrs (origin, impure) stay: they are read only on an
+    // overlay's upper layer, and dest is only ever a lower one; no layer ever carries them
+    // (the layer writer keeps user.* and security.capability only).
   }
   return Ok{};
 }
