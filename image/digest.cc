@@ -14,6 +14,8 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
 }
 Sha256::~Sha256() = default;
 
+void Sha256::Reset() { EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr); }
+
 void Sha256::Update(const void* data, std::size_t size) {
   EVP_DigestUpdate(impl_->ctx, data, size);
 }

@@ -20,6 +20,8 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
   void Update(const void* data, std::size_t size);
   void Update(std::string_view data) { Update(data.data(), data.size()); }
+  // Starts over, as if newly made.
+  void Reset();
   std::string Hex();     // 64 lower-hex characters; the object must not be used afterwards
   std::string Digest();  // "sha256:" + Hex()
 

@@ -77,13 +77,13 @@ json Set(const std::vector<std::string>& keys) {
   return o;
 }
 
+}  // namespace
+
 bool PlatformMatches(const std::optional<Platform>& p, const Platform& want) {
   if (!p) return true;
   if (p->os != want.os || p->architecture != want.architecture) return false;
   return want.variant.empty() || p->variant.empty() || p->variant == want.variant;
 }
-
-}  // namespace
 
 std::string Serialize(const json& j) { return j.dump(); }  // nlohmann sorts object keys
 

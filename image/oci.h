@@ -120,6 +120,9 @@ Result<Manifest> ManifestFromJson(const std::string& bytes);
 Result<Index> IndexFromJson(const std::string& bytes);
 Result<ImageConfig> ConfigFromJson(const std::string& bytes);
 
+// Whether a manifest for `p` (absent: any) serves `want` (a variant asked for must match).
+bool PlatformMatches(const std::optional<Platform>& p, const Platform& want);
+
 // Checks that history and layers line up: non-empty_layer history entries == diff_ids.
 Result<void> CheckHistory(const ImageConfig& c);
 
