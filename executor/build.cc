@@ -29,6 +29,8 @@
 #include "executor/run_step.h"
 #include "executor/seccomp.h"
 #include "image/digest.h"
+#include "image/reference.h"
+#include "image/registry.h"
 #include "snapshot/extract.h"
 #include "snapshot/overlay.h"
 #include "userdb/resolve.h"
@@ -223,6 +225,11 @@ class Builder {
   Result<void> DoCopy(const Stage& s, StageState& st, int index, int step);
   Result<void> DoWorkdir(StageState& st, const Instruction& ins, int step);
   Result<std::string> SourceRoot(const dockerfile::SourceRef& ref);
+  // A mapped image (ImageSources), or else one pulled from its registry.
+  Result<BaseImage> LoadImage(const std::string& ref, const image::Platform& platform,
+                              const std::string& dir);
+  Result<void> Push(const StageState& st, const std::string& config_bytes,
+                    const std::string& manifest_bytes, int step);
   Result<void> Export(StageState& st);
   Result<void> ExtractInto(const std::string& rootfs, const std::vector<Layer>& layers);
   // An unpacked image, kept in --cache-dir/base by layer digests (made once, read-only after).
@@ -247,6 +254,7 @@ class Builder {
   std::vector<StageState> states_;
   std::optional<SeccompProgram> seccomp_;
   std::map<std::string, std::string> secrets_;  // id -> file
+  std::vector<image::Reference> destinations_;
   std::unique_ptr<snapshot::Snapshotter> whole_;  // --single-snapshot
   int scratch_count_ = 0;
   int layer_count_ = 0;
@@ -290,6 +298,11 @@ void Builder::History(StageState& st, const std::string& created_by, bool empty)
 
 Result<void> Builder::Prepare() {
   if (!r_.oci_layout_path.empty()) SLIPWAY_RETURN_IF_ERROR(CheckReplaceable(r_.oci_layout_path));
+  for (const std::string& d : r_.destinations) {
+    auto ref = image::ParseReference(d);
+    if (!ref.ok()) return std::move(ref.error().AddContext("--destination"));
+    destinations_.push_back(*ref);
+  }
   SLIPWAY_ASSIGN_OR_RETURN(work_, WorkDir::Create(r_.work_dir));
   SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path()));
   secrets_ = r_.secrets;
@@ -320,7 +333,7 @@ Result<void> Builder::Prepare() {
     if (s.base_stage >= 0 || s.scratch || bases_.count(s.base)) continue;
     const std::string dir = work_->path() + "/base-" + std::to_string(n++);
     mkdir(dir.c_str(), 0700);
-    auto img = r_.sources.Load(s.base, PlatformOf(s), dir);
+    auto img = LoadImage(s.base, PlatformOf(s), dir);
     if (!img.ok()) {
       progress_.Failed(step, img.error().ToString());
       return std::move(img.error().AddContext(s.at.ToString() + ": FROM " + s.base));
@@ -435,14 +448,81 @@ Result<void> Builder::Committed(StageState& st) {
   return Ok{};
 }
 
+Result<BaseImage> Builder::LoadImage(const std::string& ref, const image::Platform& platform,
+                                     const std::string& dir) {
+  if (r_.sources.Has(ref)) return r_.sources.Load(ref, platform, dir);
+  auto parsed = image::ParseReference(ref);
+  if (!parsed.ok()) return std::move(parsed).error();
+  image::RegistryOptions o = r_.registry;
+  o.retries = r_.pull_retry;
+  o.log = [this](const std::string& line) { progress_.Message(Verbosity::kDebug, line); };
+  image::Registry registry(o);
+  const std::string blobs = r_.cache_dir.empty() ? dir + "/blobs" : r_.cache_dir + "/blobs";
+  if (!r_.cache_dir.empty() && mkdir(r_.cache_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoError("creating " + r_.cache_dir);
+  }
+  auto pulled = registry.Pull(*parsed, platform, blobs);
+  if (!pulled.ok()) {
+    Error e = std::move(pulled).error();
+    e.SetHint("or map the image to a local copy with --image-source " + ref +
+              "=oci-layout:PATH[:TAG]");
+    return e;
+  }
+  BaseImage img;
+  img.reference = ref;
+  img.source = "registry " + parsed->ToString() + "@" + pulled->manifest_digest;
+  img.config = pulled->config;
+  for (std::size_t i = 0; i < pulled->layers.size(); ++i) {
+    const auto& b = pulled->layers[i];
+    Layer l;
+    l.diff_id = img.config.diff_ids[i];
+    l.blob_path = b.path;
+    l.digest = b.digest;
+    l.media_type = b.media_type;
+    l.size = b.size;
+    if (b.media_type == image::kMediaTypeLayer) l.tar_path = b.path;
+    l.origin_registry = parsed->registry;
+    l.origin_repository = parsed->repository;
+    img.layers.push_back(std::move(l));
+  }
+  return img;
+}
+
+Result<void> Builder::Push(const StageState& st, const std::string& config_bytes,
+                           const std::string& manifest_bytes, int step) {
+  const std::string config_file = work_->path() + "/config.json";
+  SLIPWAY_RETURN_IF_ERROR(WriteTextFile(config_file, config_bytes));
+  image::RegistryOptions o = r_.registry;
+  o.retries = r_.push_retry;
+  o.log = [this](const std::string& line) { progress_.Message(Verbosity::kDebug, line); };
+  for (const image::Reference& dest : destinations_) {
+    std::vector<image::PushBlob> blobs;
+    for (const Layer& l : st.layers) {
+      image::PushBlob b{l.digest, l.media_type, l.blob_path, l.size, ""};
+      if (l.origin_registry == dest.registry) b.mount_from = l.origin_repository;
+      blobs.push_back(std::move(b));
+    }
+    blobs.push_back({image::Sha256Digest(config_bytes), image::kMediaTypeConfig, config_file,
+                     static_cast<std::int64_t>(config_bytes.size()), ""});
+    image::Registry registry(o);
+    auto pushed = registry.Push(dest, blobs, manifest_bytes, image::kMediaTypeManifest);
+    if (!pushed.ok()) return std::move(pushed).error();
+    const auto& s = registry.stats();
+    progress_.Output(step, "pushed " + dest.ToString() + "@" + *pushed + " (" +
+                               std::to_string(s.blobs_uploaded) + " blobs uploaded, " +
+                               std::to_string(s.blobs_mounted) + " mounted, " +
+                               std::to_string(s.blobs_skipped) + " already there)");
+  }
+  return Ok{};
+}
+
 Result<std::string> Builder::SourceRoot(const dockerfile::SourceRef& ref) {
   if (ref.stage >= 0) return states_[ref.stage].rootfs;
   auto it = image_roots_.find(ref.image);
   if (it != image_roots_.end()) return it->second;
   const std::string dir = work_->path() + "/image-" + std::to_string(image_roots_.size());
   mkdir(dir.c_str(), 0700);
-  SLIPWAY_ASSIGN_OR_RETURN(BaseImage img,
-                           r_.sources.Load(ref.image, ParsePlatform(r_.platform), dir));
+  SLIPWAY_ASSIGN_OR_RETURN(BaseImage img, LoadImage(ref.image, ParsePlatform(r_.platform), dir));
   bool cached = false;
   SLIPWAY_ASSIGN_OR_RETURN(std::string root, BaseRoot(img.layers, &cached));
   image_roots_[ref.image] = root;
@@ -1085,6 +1165,10 @@ Result<void> Builder::Export(StageState& st) {
     SLIPWAY_RETURN_IF_ERROR(image::WriteDockerArchive(r_.tar_path, config_bytes, tars, tags));
     progress_.Output(step, "docker-archive written to " + r_.tar_path);
   }
+  if (!destinations_.empty() && !r_.no_push) {
+    SLIPWAY_RETURN_IF_ERROR(Push(st, config_bytes, manifest_bytes, step));
+  }
+  // Written only now: after every push succeeded.
   if (!r_.digest_file.empty()) SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.digest_file, digest));
   if (!r_.image_name_with_digest_file.empty()) {
     std::string text;
@@ -1126,6 +1210,9 @@ int Builder::Run(BuildOutcome* out) {
   std::string where;
   if (!r_.oci_layout_path.empty()) where += " oci-layout:" + r_.oci_layout_path;
   if (!r_.tar_path.empty()) where += " docker-archive:" + r_.tar_path;
+  if (!r_.no_push) {
+    for (const image::Reference& d : destinations_) where += " " + d.ToString();
+  }
   if (where.empty()) where = " (no output requested)";
   progress_.Summary("image " + out->digest + ", " + std::to_string(out->layers) + " layers, " +
                         size + " ->" + where,
@@ -1160,13 +1247,6 @@ void InstallSignalForwarding() {
 
 BuildOutcome Build(const BuildRequest& request, Progress& progress) {
   BuildOutcome out;
-  if (!request.destinations.empty() && !request.no_push) {
-    out.exit_code = 1;
-    out.error =
-        "pushing to a registry is not supported yet: add --no-push (and --tar-path or "
-        "--oci-layout-path to keep the image)";
-    return out;
-  }
   Builder b(request, progress);
   b.Run(&out);
   return out;

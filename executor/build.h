@@ -8,13 +8,16 @@
 //   BuildOutcome o = Build(r, p);            // o.exit_code: 0, a failed RUN's code, or 1
 //
 // Stages run in order (only those the target needs). Each stage starts from its base -- scratch,
-// an earlier stage, or an image from ImageSources -- unpacked with the safe extraction rules into
+// an earlier stage, an image from ImageSources, or else one pulled from its registry (blobs kept
+// in --cache-dir/blobs) -- unpacked with the safe extraction rules into
 // a root of its own under the work directory; the base's ONBUILD triggers run first. Every
 // filesystem step (RUN, COPY, ADD, WORKDIR creating a directory) runs under a Snapshotter and
 // becomes one layer (none when it changed nothing: its history entry is then empty_layer, as
 // BuildKit does); metadata instructions change the config and add empty_layer history. With
 // --single-snapshot a stage becomes one layer. Outputs (OCI layout, docker-archive tarball,
-// digest files) are written to temporary names and renamed only when complete; the work
+// digest files) are written to temporary names and renamed only when complete; pushes to every
+// --destination happen after that, and the digest files are written only after they succeeded;
+// the work
 // directory, overlays and processes are gone when Build returns, on every path.
 #ifndef SLIPWAY_EXECUTOR_BUILD_H_
 #define SLIPWAY_EXECUTOR_BUILD_H_
@@ -26,6 +29,7 @@
 
 #include "executor/image_source.h"
 #include "executor/progress.h"
+#include "image/registry.h"
 #include "snapshot/layer_writer.h"
 #include "snapshot/snapshotter.h"
 
@@ -54,6 +58,9 @@ struct BuildRequest {
   std::string seccomp_profile;  // empty: the default profile; "unconfined": none
   std::map<std::string, std::string> secrets;        // id -> file
   std::map<std::string, std::string> secret_values;  // id -> value (--secret id=X,env=VAR)
+  image::RegistryOptions registry;  // pulls of unmapped images, pushes to --destination
+  int push_retry = 0;               // --push-retry
+  int pull_retry = 0;               // --image-download-retry
   std::string work_dir;                        // where the temporary build directory goes
   std::string cache_dir;                       // RUN --mount=type=cache storage
 };

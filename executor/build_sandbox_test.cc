@@ -91,9 +91,16 @@ TEST_CASE("slipway: usage errors exit 2, build errors 1, and nothing is left beh
   auto help = Run({Runfile("executor/slipway"), "--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("Usage: slipway [flags]") != std::string::npos);
-  auto push = env.Build("FROM busybox\n", {"--destination", "reg/x:1"});
+  // A push that cannot reach its registry fails the build, and no digest file is written.
+  const std::string digest_file = env.tmp.Join("digest");
+  auto push = env.Build("FROM busybox\n", {"--destination", "127.0.0.1:1/x:1", "--insecure-registry",
+                                            "127.0.0.1:1", "--digest-file", digest_file});
   CHECK(push.exit_code == 1);
-  CHECK(push.err.find("pushing to a registry is not supported yet") != std::string::npos);
+  CHECK(push.err.find("pushing to 127.0.0.1:1/x:1") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(digest_file));
+  auto bad_dest = env.Build("FROM busybox\n", {"--destination", "UPPER/case:1"});
+  CHECK(bad_dest.exit_code == 1);
+  CHECK(bad_dest.err.find("--destination: invalid image reference") != std::string::npos);
   auto syntax = env.Build("FROM busybox\nRUN\n", {"--no-push"});
   CHECK(syntax.exit_code == 1);
   CHECK(syntax.err.find("Dockerfile:2") != std::string::npos);

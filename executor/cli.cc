@@ -57,8 +57,8 @@ Inputs
                                 id=ID,env=VAR reads it from the environment variable VAR
 
 Outputs
-  -d, --destination NAME:TAG    the image's name (repeatable); pushing is not supported yet, so
-                                --no-push is required with it; names tag --tar-path's image
+  -d, --destination NAME:TAG    push the image there (repeatable; after every other output is
+                                written; also the tags of --tar-path's image)
       --no-push                 do not push (write the outputs below only)
       --tar-path FILE           a docker-archive tarball (docker load, podman load, skopeo)
       --oci-layout-path DIR     an OCI image layout (an existing layout is replaced once the new
@@ -92,9 +92,19 @@ Logging
       --verbosity LEVEL         panic, fatal, error, warn, info (default), debug or trace
       --log-format FORMAT       text (default), color or json (one JSON object per line)
 
-Not supported yet (registries): --cache, --cache-repo, --cache-ttl, --insecure,
---insecure-registry, --skip-tls-verify, --registry-certificate, --registry-mirror, --registry-map,
---push-retry, --image-download-retry. They are refused with a message.
+Registries (base images not mapped by --image-source are pulled; --destination is pushed;
+credentials come from the docker config.json in $DOCKER_CONFIG or ~/.docker)
+      --insecure                plain http for every registry (also --insecure-pull)
+      --insecure-registry HOST  plain http for this registry (repeatable)
+      --skip-tls-verify         https without certificate checks (also --skip-tls-verify-pull)
+      --registry-certificate HOST=FILE
+                                trust the CAs in FILE for HOST (repeatable)
+      --registry-mirror HOST    try this mirror first for docker.io pulls (repeatable)
+      --registry-map FROM=TO[;FROM=TO]
+                                use registry TO instead of FROM
+      --push-retry N            retries of a failed push request (default 0)
+      --image-download-retry N  retries of a failed pull request (default 0)
+Not supported yet: the layer cache (--cache, --cache-repo, --cache-ttl); refused with a message.
 
   -h, --help                    this text
       --version                 the version
@@ -116,12 +126,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
                                               "insecure-pull", "skip-tls-verify-pull"};
   static const std::map<std::string, std::string> kShort = {
       {"c", "context"}, {"f", "dockerfile"}, {"d", "destination"}, {"h", "help"}};
-  static const std::set<std::string> kRegistry = {
-      "cache",           "cache-repo",          "cache-ttl",
-      "insecure",        "insecure-registry",   "skip-tls-verify",
-      "registry-mirror", "registry-map",        "push-retry",
-      "registry-certificate", "image-download-retry", "insecure-pull",
-      "skip-tls-verify-pull"};
+  static const std::set<std::string> kRegistry = {"cache", "cache-repo", "cache-ttl"};
   std::vector<std::string> config_files;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -170,7 +175,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
     const std::string flag = "--" + name;
     if (kRegistry.count(name)) {
       if (is_bool && !on) continue;  // --cache=false and friends change nothing
-      return Usage(flag + ": registries (pulling, pushing, the layer cache) are not supported yet");
+      return Usage(flag + ": the layer cache (--cache, --cache-repo, --cache-ttl) is not supported yet");
     }
     if (name == "help") {
       out->help = on;
@@ -238,6 +243,35 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       } else {
         r.secrets[id] = src;
       }
+    } else if (name == "insecure" || name == "insecure-pull") {
+      r.registry.insecure = r.registry.insecure || on;
+    } else if (name == "skip-tls-verify" || name == "skip-tls-verify-pull") {
+      r.registry.skip_tls_verify = r.registry.skip_tls_verify || on;
+    } else if (name == "insecure-registry") {
+      r.registry.insecure_registries.insert(value);
+    } else if (name == "registry-certificate") {
+      SLIPWAY_ASSIGN_OR_RETURN(auto kv, KeyValue(flag, value));
+      r.registry.ca_files[kv.first] = kv.second;
+    } else if (name == "registry-mirror") {
+      r.registry.mirrors.push_back(value);
+    } else if (name == "registry-map") {
+      // kaniko's form: "index.docker.io=mirror.example;other=else".
+      std::size_t start = 0;
+      while (start <= value.size()) {
+        const std::size_t semi = value.find(';', start);
+        const std::string one = value.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
+        SLIPWAY_ASSIGN_OR_RETURN(auto kv, KeyValue(flag, one));
+        std::string from = kv.first;
+        if (from == "index.docker.io" || from == "registry-1.docker.io") from = "docker.io";
+        r.registry.registry_map[from] = kv.second;
+        if (semi == std::string::npos) break;
+        start = semi + 1;
+      }
+    } else if (name == "push-retry" || name == "image-download-retry") {
+      char* end = nullptr;
+      const long n = std::strtol(value.c_str(), &end, 10);
+      if (!end || *end || n < 0 || n > 100) return Usage(flag + " " + value + ": expected 0-100");
+      (name == "push-retry" ? r.push_retry : r.pull_retry) = static_cast<int>(n);
     } else if (name == "destination") {
       r.destinations.push_back(value);
     } else if (name == "no-push") {

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,25 @@ TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
   CHECK(r.secrets.at("f") == "/run/f");
 }
 
+TEST_CASE("cli: registry flags") {
+  auto o = Parse({"--insecure-registry", "localhost:5000", "--insecure-registry", "r:1",
+                  "--skip-tls-verify", "--registry-certificate", "reg.example=/ca.pem",
+                  "--registry-mirror", "mirror.gcr.io", "--registry-map",
+                  "index.docker.io=mirror.example;quay.io=q.example", "--push-retry", "3",
+                  "--image-download-retry=2", "--insecure-pull"});
+  REQUIRE_MESSAGE(o.ok(), o.error().ToString());
+  const auto& r = o->request.registry;
+  CHECK(r.insecure_registries == std::set<std::string>{"localhost:5000", "r:1"});
+  CHECK(r.skip_tls_verify);
+  CHECK(r.insecure);
+  CHECK(r.ca_files.at("reg.example") == "/ca.pem");
+  CHECK(r.mirrors == std::vector<std::string>{"mirror.gcr.io"});
+  CHECK(r.registry_map.at("docker.io") == "mirror.example");
+  CHECK(r.registry_map.at("quay.io") == "q.example");
+  CHECK(o->request.push_retry == 3);
+  CHECK(o->request.pull_retry == 2);
+}
+
 TEST_CASE("cli: bad command lines get a message naming the flag") {
   CHECK(ParseError({"--bogus"}) == "unknown flag --bogus (see slipway --help)");
   CHECK(ParseError({"-x"}) == "unknown flag -x (see slipway --help)");
@@ -84,8 +104,10 @@ TEST_CASE("cli: bad command lines get a message naming the flag") {
         std::string::npos);
   CHECK(ParseError({"--secret", "id=x"}).find("expected id=ID,src=FILE") != std::string::npos);
   CHECK(ParseError({"--secret", "id=x,env=NOPE"}).find("$NOPE is not set") != std::string::npos);
-  CHECK(ParseError({"--cache"}).find("registries") != std::string::npos);
-  CHECK(ParseError({"--cache-repo", "r/c"}).find("registries") != std::string::npos);
+  CHECK(ParseError({"--cache"}).find("the layer cache") != std::string::npos);
+  CHECK(ParseError({"--cache-repo", "r/c"}).find("the layer cache") != std::string::npos);
+  CHECK(ParseError({"--push-retry", "-1"}).find("expected 0-100") != std::string::npos);
+  CHECK(ParseError({"--registry-map", "nope"}).find("expected KEY=VALUE") != std::string::npos);
   CHECK(ParseError({"--config", "/nonexistent.yaml"}).find("--config /nonexistent.yaml") == 0);
 }
 
@@ -115,7 +137,9 @@ TEST_CASE("cli: --help mentions every flag it parses") {
                         "--digest-file", "--image-name-with-digest-file", "--snapshot-mode",
                         "--single-snapshot", "--reproducible", "--compression",
                         "--compression-level", "--seccomp-profile", "--work-dir", "--cache-dir",
-                        "--cleanup", "--verbosity", "--log-format", "--cache-repo"}) {
+                        "--cleanup", "--verbosity", "--log-format", "--cache-repo", "--insecure-registry",
+                        "--skip-tls-verify", "--registry-certificate", "--registry-mirror",
+                        "--registry-map", "--push-retry", "--image-download-retry"}) {
     CHECK_MESSAGE(help.find(f) != std::string::npos, f);
   }
 }

@@ -37,6 +37,8 @@ struct Layer {
   std::int64_t size = 0;
   // The uncompressed tar; empty when not made yet.
   std::string tar_path;
+  // Where it was pulled from (a push to the same registry can mount it instead of uploading).
+  std::string origin_registry, origin_repository;
 };
 
 struct BaseImage {

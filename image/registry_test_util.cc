@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace slipway::testing {
@@ -115,6 +116,7 @@ std::string Base64(const std::string& in) {
 RegistryServer::RegistryServer(const std::string& dir, const std::string& user,
                                const std::string& password) {
   port_ = FreePort();
+  std::filesystem::create_directories(dir);
   std::string config = "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " +
                        dir + "/storage\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" +
                        std::to_string(port_) + "\n";
