@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "executor/context.h"
 #include "executor/copy.h"
 #include "executor/fetch.h"
+#include "executor/layer_cache.h"
 #include "executor/run_step.h"
 #include "executor/seccomp.h"
 #include "image/digest.h"
@@ -195,6 +197,40 @@ Result<void> CheckReplaceable(const std::string& path) {
                EEXIST);
 }
 
+// A digest of a tree's names, types, modes, owners, sizes, link targets and contents (not times).
+Result<void> HashTree(int dir, const std::string& rel, image::Sha256& h) {
+  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
+  std::sort(names.begin(), names.end());
+  for (const std::string& n : names) {
+    const std::string path = rel.empty() ? n : rel + "/" + n;
+    struct stat st;
+    if (fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError("stat " + path);
+    std::string line = path + "\t" + std::to_string(st.st_mode) + "\t" + std::to_string(st.st_uid) +
+                       ":" + std::to_string(st.st_gid) + "\t" + std::to_string(st.st_size);
+    if (S_ISREG(st.st_mode)) {
+      UniqueFd fd(openat(dir, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoError("reading " + path);
+      image::Sha256 c;
+      std::vector<char> buf(1 << 16);
+      for (ssize_t k; (k = read(fd.get(), buf.data(), buf.size())) > 0;) {
+        c.Update(buf.data(), static_cast<std::size_t>(k));
+      }
+      line += "\t" + c.Digest();
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX + 1];
+      const ssize_t k = readlinkat(dir, n.c_str(), target, PATH_MAX);
+      if (k >= 0) line += "\t" + std::string(target, static_cast<std::size_t>(k));
+    }
+    h.Update(line + "\n");
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub(openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub.valid()) return ErrnoError("opening " + path);
+      SLIPWAY_RETURN_IF_ERROR(HashTree(sub.get(), path, h));
+    }
+  }
+  return Ok{};
+}
+
 struct StageState {
   image::ImageConfig config;
   std::vector<Layer> layers;
@@ -205,6 +241,7 @@ struct StageState {
   std::optional<snapshot::OverlayView> view;
   dockerfile::Env args;  // ARG values in effect
   bool cmd_set = false;
+  std::string cache_key;  // the chain of everything the stage's files came from so far
 };
 
 class Builder {
@@ -218,7 +255,8 @@ class Builder {
   Result<void> Prepare();
   Result<void> BuildStage(int index);
   Result<void> Execute(const Stage& s, StageState& st, int index, int step);
-  Result<void> FsStep(StageState& st, const Instruction& ins, const std::string& created_by,
+  // `cache_material`: everything the step depends on, for the layer cache ("" = not cached).
+  Result<void> FsStep(StageState& st, const std::string& cache_material, const std::string& created_by,
                       int step,
                       const std::function<Result<std::vector<TouchedDir>>(const std::string&)>& body);
   Result<void> DoRun(const Stage& s, StageState& st, int index, int step);
@@ -235,6 +273,11 @@ class Builder {
   // An unpacked image, kept in --cache-dir/base by layer digests (made once, read-only after).
   Result<std::string> BaseRoot(const std::vector<Layer>& layers, bool* cached);
   Result<std::unique_ptr<snapshot::Snapshotter>> StartStep(StageState& st);
+  Result<void> ApplyCached(StageState& st, const CacheEntry& e, const std::string& created_by,
+                           int step);
+  void StoreInCache(const std::string& key, const CacheEntry& entry);
+  Result<void> Compress(Layer& l);
+  snapshot::LayerOptions LayerOpts() const;
   Result<void> Committed(StageState& st);
   std::string NewScratch();
   void History(StageState& st, const std::string& created_by, bool empty);
@@ -255,6 +298,8 @@ class Builder {
   std::optional<SeccompProgram> seccomp_;
   std::map<std::string, std::string> secrets_;  // id -> file
   std::vector<image::Reference> destinations_;
+  std::unique_ptr<LayerCache> cache_;
+  int blob_count_ = 0;
   std::unique_ptr<snapshot::Snapshotter> whole_;  // --single-snapshot
   int scratch_count_ = 0;
   int layer_count_ = 0;
@@ -304,6 +349,35 @@ Result<void> Builder::Prepare() {
     destinations_.push_back(*ref);
   }
   SLIPWAY_ASSIGN_OR_RETURN(work_, WorkDir::Create(r_.work_dir));
+  if (r_.cache) {
+    std::string repo = r_.cache_repo;
+    if (repo.empty() && !destinations_.empty()) {
+      repo = destinations_.front().registry + "/" + destinations_.front().repository + "/cache";
+    }
+    if (repo.empty()) {
+      return Error("--cache needs --cache-repo (a registry repository or oci:PATH) or a "
+                   "--destination to derive it from",
+                   EINVAL);
+    }
+    image::RegistryOptions o = r_.registry;
+    o.retries = r_.push_retry;
+    o.log = [this](const std::string& line) { progress_.Message(Verbosity::kDebug, line); };
+    const std::string blobs = r_.cache_dir.empty() ? work_->path() + "/cache-blobs"
+                                                   : r_.cache_dir + "/blobs";
+    if (!r_.cache_dir.empty() && mkdir(r_.cache_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError("creating " + r_.cache_dir);
+    }
+    auto opened = OpenLayerCache(repo, o, r_.cache_ttl, blobs);
+    if (opened.ok()) {
+      cache_ = std::move(opened).value();
+      progress_.Message(Verbosity::kDebug, "layer cache: " + repo);
+    } else {
+      // The cache is an optimisation: without it the build still runs.
+      progress_.Message(Verbosity::kWarn,
+                        "layer cache " + repo + " is not usable, building without it: " +
+                            opened.error().ToString());
+    }
+  }
   SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path()));
   secrets_ = r_.secrets;
   for (const auto& [id, value] : r_.secret_values) {
@@ -586,6 +660,14 @@ Result<void> Builder::BuildStage(int index) {
     st.config.architecture = p.architecture;
     st.config.variant = p.variant;
     st.config.on_build.clear();  // triggers run once, in this stage (the plan spliced them in)
+    if (s.base_stage >= 0) {
+      st.cache_key = states_[s.base_stage].cache_key;
+    } else {
+      std::string chain = s.scratch ? "scratch" : "image";
+      for (const Layer& l : st.layers) chain += "\n" + l.digest + " " + l.diff_id;
+      st.cache_key = image::Sha256Digest(chain + "\n" + PlatformOf(s).os + "/" +
+                                         PlatformOf(s).architecture);
+    }
     if (!HasEnv(st.config.env, "PATH")) {
       st.config.env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     }
@@ -646,9 +728,21 @@ Result<void> Builder::BuildStage(int index) {
 }
 
 Result<void> Builder::FsStep(
-    StageState& st, const Instruction& ins, const std::string& created_by, int step,
+    StageState& st, const std::string& cache_material, const std::string& created_by, int step,
     const std::function<Result<std::vector<TouchedDir>>(const std::string&)>& body) {
-  (void)ins;
+  std::string key;
+  if (cache_ && !whole_ && !cache_material.empty()) {
+    key = image::Sha256Digest(st.cache_key + "\n" + cache_material);
+    auto hit = cache_->Lookup(key);
+    if (!hit.ok()) {
+      progress_.Message(Verbosity::kWarn, "layer cache: ignoring the entry for this step: " +
+                                              hit.error().ToString());
+    } else if (*hit) {
+      SLIPWAY_RETURN_IF_ERROR(ApplyCached(st, **hit, created_by, step));
+      st.cache_key = key;
+      return Ok{};
+    }
+  }
   if (whole_) {
     auto done = body(whole_->root());
     if (!done.ok()) return std::move(done).error();
@@ -713,18 +807,88 @@ Result<void> Builder::FsStep(
   SLIPWAY_RETURN_IF_ERROR(Committed(st));
   progress_.Timing(step, {{"run", run_s}, {"snapshot", snapshot_s}, {"layer", layer_s},
                           {"commit", Since(t)}});
+  if (!key.empty()) st.cache_key = key;
   if (kept.empty()) {
     unlink(tar.c_str());
     History(st, created_by, true);
+    if (!key.empty()) StoreInCache(key, CacheEntry{true, {}});
     progress_.Done(step, "no changes: empty layer");
     return Ok{};
   }
   Layer l;
   l.diff_id = blob.diff_id;
   l.tar_path = tar;
+  if (!key.empty()) {
+    // Compressed now (not at export) so that the cache holds the very blob the image will.
+    SLIPWAY_RETURN_IF_ERROR(Compress(l));
+    StoreInCache(key, CacheEntry{false, l});
+  }
   st.layers.push_back(l);
   History(st, created_by, false);
   progress_.Done(step, std::to_string(kept.size()) + " entries");
+  return Ok{};
+}
+
+Result<void> Builder::Compress(Layer& l) {
+  l.blob_path = work_->path() + "/cblob-" + std::to_string(blob_count_++);
+  UniqueFd in(open(l.tar_path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd out(open(l.blob_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!in.valid() || !out.valid()) return ErrnoError("compressing layer " + l.diff_id);
+  SLIPWAY_ASSIGN_OR_RETURN(snapshot::LayerBlob b, snapshot::CompressLayer(in.get(), out.get(), LayerOpts()));
+  l.digest = b.digest;
+  l.size = static_cast<std::int64_t>(b.size);
+  l.media_type = r_.compression == snapshot::Compression::kZstd ? image::kMediaTypeLayerZstd
+                 : r_.compression == snapshot::Compression::kGzip ? image::kMediaTypeLayerGzip
+                                                                 : image::kMediaTypeLayer;
+  return Ok{};
+}
+
+snapshot::LayerOptions Builder::LayerOpts() const {
+  snapshot::LayerOptions lo;
+  lo.compression = r_.compression;
+  if (r_.compression_level > 0) {
+    lo.level = r_.compression_level;
+  } else {
+    lo.level = r_.compression == snapshot::Compression::kZstd ? 3 : 6;
+  }
+  return lo;
+}
+
+void Builder::StoreInCache(const std::string& key, const CacheEntry& entry) {
+  // A cache that cannot be written never fails the build.
+  auto stored = cache_->Store(key, entry);
+  if (!stored.ok()) {
+    progress_.Message(Verbosity::kWarn, "layer cache: could not store " + CacheTag(key) + ": " +
+                                            stored.error().ToString());
+  }
+}
+
+Result<void> Builder::ApplyCached(StageState& st, const CacheEntry& e, const std::string& created_by,
+                                  int step) {
+  if (e.empty) {
+    History(st, created_by, true);
+    progress_.Done(step, "CACHED, empty layer");
+    return Ok{};
+  }
+  SLIPWAY_ASSIGN_OR_RETURN(std::unique_ptr<snapshot::Snapshotter> snap, StartStep(st));
+  {
+    UniqueFd root(open(snap->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) return ErrnoError("opening " + snap->root());
+    snapshot::ExtractOptions o;
+    o.allow_devices = geteuid() == 0;
+    std::string digest;
+    auto x = snapshot::ExtractLayerFile(root.get(), e.layer.blob_path, e.layer.diff_id, o, &digest);
+    if (!x.ok()) return std::move(x.error().AddContext("applying a cached layer"));
+    if (digest != e.layer.digest) return Error("a cached layer changed while it was applied", EIO);
+  }
+  SLIPWAY_RETURN_IF_ERROR(snap->Commit(e.layer.blob_path));
+  snap.reset();
+  SLIPWAY_RETURN_IF_ERROR(Committed(st));
+  Layer l = e.layer;
+  l.tar_path.clear();
+  st.layers.push_back(l);
+  History(st, created_by, false);
+  progress_.Done(step, "CACHED");
   return Ok{};
 }
 
@@ -784,7 +948,23 @@ Result<void> Builder::DoRun(const Stage& s, StageState& st, int index, int step)
   rr.seccomp = seccomp_ ? &*seccomp_ : nullptr;
   rr.output = [this, step](std::string_view line) { progress_.Output(step, line); };
   rr.on_process = SetRunning;
-  return FsStep(st, ins, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
+  std::string material;
+  if (cache_) {
+    nlohmann::json m;
+    m["run"] = rr.argv;
+    m["script"] = rr.script;
+    std::vector<std::string> env = rr.env;
+    std::sort(env.begin(), env.end());
+    m["env"] = env;
+    m["user"] = rr.user;
+    m["workdir"] = rr.workdir;
+    m["network"] = rr.network;
+    std::vector<std::string> mounts;
+    for (const auto& mt : rr.mounts) mounts.push_back(mt.ToString());
+    m["mounts"] = mounts;
+    material = m.dump();
+  }
+  return FsStep(st, material, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
     rr.root = root;
     rr.scratch = NewScratch();
     SLIPWAY_ASSIGN_OR_RETURN(RunOutcome o, RunStep(rr));
@@ -846,7 +1026,61 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
   if (!c.chown.empty()) created_by += "--chown=" + c.chown + " ";
   if (!c.chmod.empty()) created_by += "--chmod=" + c.chmod + " ";
   created_by += JoinWords(c.sources) + " " + c.dest + " # buildkit";
-  return FsStep(st, ins, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
+  // For the layer cache: the instruction, and the files as they would land -- names, types,
+  // modes, owners and contents -- copied once into a scratch directory and hashed. URLs count
+  // only with a --checksum (otherwise the step is not cached).
+  std::string material;
+  if (cache_ && (urls.empty() || !c.checksum.empty())) {
+    nlohmann::json m;
+    m["kind"] = add ? "ADD" : "COPY";
+    m["sources"] = c.sources;
+    m["dest"] = dest;
+    m["from"] = c.from;
+    m["chown"] = c.chown;
+    m["chmod"] = c.chmod;
+    m["link"] = c.link;
+    m["parents"] = c.parents;
+    m["excludes"] = c.excludes;
+    m["unpack"] = c.unpack ? (*c.unpack ? "true" : "false") : "default";
+    m["checksum"] = c.checksum;
+    const std::string staged = NewScratch();
+    UniqueFd sd(open(staged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    CopyRequest req;
+    req.dst_root_fd = sd.get();
+    req.dest = dest;
+    req.chmod = c.chmod;
+    req.parents = c.parents;
+    req.link = c.link;
+    req.excludes = c.excludes;
+    req.privileged = geteuid() == 0;
+    req.src_root_fd = src.get();
+    req.from_context = from_context;
+    req.ignore = from_context ? &ctx_.ignore : nullptr;
+    req.sources = local;
+    req.inline_files = inline_files;
+    req.unpack_archives = add && from_context && c.unpack.value_or(true);
+    bool ok = sd.valid() && src.valid();
+    if (ok && !c.chown.empty()) {
+      auto owner = userdb::ResolveChown(st.rootfs, c.chown);
+      ok = owner.ok();
+      if (ok) req.chown = FileOwner{owner->uid, owner->gid};
+    }
+    if (ok && (local.size() + urls.size() + inline_files.size() > 1) && req.dest.back() != '/') {
+      req.dest += "/";
+    }
+    // A copy that fails here fails again in the step, which reports it: not cached.
+    if (ok && (!local.empty() || !inline_files.empty()) && CopyFiles(req).ok()) {
+      image::Sha256 h;
+      if (HashTree(sd.get(), "", h).ok()) {
+        m["files"] = h.Digest();
+        material = m.dump();
+      }
+    } else if (ok && local.empty() && inline_files.empty()) {
+      material = m.dump();
+    }
+  }
+  return FsStep(st, material, created_by, step, [&](const std::string& root) -> Result<std::vector<TouchedDir>> {
     UniqueFd dst(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dst.valid() || !src.valid()) return ErrnoError("opening the roots of the copy");
@@ -931,7 +1165,8 @@ Result<void> Builder::DoWorkdir(StageState& st, const Instruction& ins, int step
     return Ok{};
   }
   rfd.Reset();
-  return FsStep(st, ins, created_by, step, [&](const std::string& r) -> Result<std::vector<TouchedDir>> {
+  return FsStep(st, "WORKDIR " + path + " " + st.config.user, created_by, step,
+                [&](const std::string& r) -> Result<std::vector<TouchedDir>> {
     FileOwner owner;
     if (!st.config.user.empty()) {
       auto id = userdb::ResolveUser(r, st.config.user);
@@ -1070,13 +1305,7 @@ Result<void> Builder::Export(StageState& st) {
   const auto export_start = std::chrono::steady_clock::now();
   // Blobs for the OCI manifest, plain tars for the docker archive.
   const bool need_tars = !r_.tar_path.empty();
-  snapshot::LayerOptions lo;
-  lo.compression = r_.compression;
-  if (r_.compression_level > 0) {
-    lo.level = r_.compression_level;
-  } else {
-    lo.level = r_.compression == snapshot::Compression::kZstd ? 3 : 6;
-  }
+  const snapshot::LayerOptions lo = LayerOpts();
   int n = 0;
   for (Layer& l : st.layers) {
     ++n;

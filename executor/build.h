@@ -59,6 +59,9 @@ struct BuildRequest {
   std::map<std::string, std::string> secrets;        // id -> file
   std::map<std::string, std::string> secret_values;  // id -> value (--secret id=X,env=VAR)
   image::RegistryOptions registry;  // pulls of unmapped images, pushes to --destination
+  bool cache = false;                // --cache: reuse layers from --cache-repo
+  std::string cache_repo;            // a registry repository or oci:PATH
+  std::int64_t cache_ttl = 14 * 24 * 3600;  // seconds
   int push_retry = 0;               // --push-retry
   int pull_retry = 0;               // --image-download-retry
   std::string work_dir;                        // where the temporary build directory goes

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <thread>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -258,6 +259,62 @@ TEST_CASE("slipway: a base layer whose bytes do not match its digest is refused"
   // Nothing half-unpacked was published to the cache.
   const std::string base = env.tmp.Join("corrupt-cache") + "/base";
   if (std::filesystem::exists(base)) CHECK(std::filesystem::is_empty(base));
+}
+
+TEST_CASE("slipway: the layer cache reuses what did not change, and never fails a build") {
+  Env env;
+  const std::string ctx = env.tmp.Join("cache-ctx"), work = env.tmp.Join("cache-work");
+  const std::string repo = "oci:" + env.tmp.Join("layer-cache");
+  std::filesystem::create_directories(work);
+  WriteFile(ctx + "/Dockerfile",
+            "FROM busybox\nARG NAME=a\nCOPY ${NAME}.txt /data/\nRUN echo $RANDOM > /stamp\n"
+            "RUN true\nWORKDIR /app\n");
+  WriteFile(ctx + "/a.txt", "A\n");
+  WriteFile(ctx + "/b.txt", "B\n");
+  auto build = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {Runfile("executor/slipway"), "-c", ctx, "--image-source",
+                                     "busybox=oci-layout:" + env.layout, "--work-dir", work,
+                                     "--cache-dir", env.tmp.Join("cache"), "--no-push", "--cache",
+                                     "--cache-repo", repo, "--oci-layout-path",
+                                     env.tmp.Join("out-" + std::to_string(env.n++))};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = Run(argv);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return r.err;
+  };
+  auto cached = [](const std::string& log) {
+    int n = 0;
+    for (std::size_t p = 0; (p = log.find("(CACHED", p)) != std::string::npos; ++p) ++n;
+    return n;
+  };
+  CHECK(cached(build({})) == 0);
+  const std::string second = build({});
+  CHECK(cached(second) == 4);  // COPY, both RUNs (one of them an empty layer), WORKDIR
+  // The same stored layers: the stamp written by the first build is the one in the second.
+  // A different ARG changes the COPY source: that step and everything after it run again.
+  CHECK(cached(build({"--build-arg", "NAME=b"})) == 0);
+  // A source's mode is part of the key.
+  chmod((ctx + "/a.txt").c_str(), 0600);
+  CHECK(cached(build({})) == 0);
+  CHECK(cached(build({})) == 4);
+  // A corrupt entry is noticed by its digest and ignored, with a warning.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(env.tmp.Join("layer-cache/blobs"))) {
+    if (e.is_regular_file() && e.file_size() > 100) {
+      std::string b = testing::ReadFile(e.path());
+      b[b.size() / 2] ^= 1;
+      WriteFile(e.path(), b);
+    }
+  }
+  const std::string corrupt = build({});
+  CHECK(corrupt.find("layer cache: ignoring the entry") != std::string::npos);
+  // An unusable cache repository is a warning, not a failure.
+  const std::string bad = build({"--cache-repo", "oci:/proc/no-such-dir/cache"});
+  CHECK(bad.find("is not usable, building without it") != std::string::npos);
+  // Entries older than the TTL are not used.
+  sleep(2);
+  CHECK(cached(build({"--cache-ttl", "1s"})) == 0);
+  CHECK(std::filesystem::is_empty(work));
 }
 
 }  // namespace

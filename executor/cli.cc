@@ -1,5 +1,7 @@
 #include "executor/cli.h"
 
+#include "dockerfile/instructions.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,7 +106,15 @@ credentials come from the docker config.json in $DOCKER_CONFIG or ~/.docker)
                                 use registry TO instead of FROM
       --push-retry N            retries of a failed push request (default 0)
       --image-download-retry N  retries of a failed pull request (default 0)
-Not supported yet: the layer cache (--cache, --cache-repo, --cache-ttl); refused with a message.
+
+Layer cache
+      --cache                   reuse the layers of earlier builds: a step whose inputs (the
+                                base, the expanded instruction, its environment and user, and
+                                for COPY/ADD the names, modes, owners and contents of every
+                                source) are unchanged is not run; its stored layer is used as is
+      --cache-repo REPO         where layers are kept: a registry repository, or oci:PATH
+                                (default: <first --destination>/cache)
+      --cache-ttl DURATION      entries older than this are not used (default 336h)
 
   -h, --help                    this text
       --version                 the version
@@ -126,7 +136,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
                                               "insecure-pull", "skip-tls-verify-pull"};
   static const std::map<std::string, std::string> kShort = {
       {"c", "context"}, {"f", "dockerfile"}, {"d", "destination"}, {"h", "help"}};
-  static const std::set<std::string> kRegistry = {"cache", "cache-repo", "cache-ttl"};
+  static const std::set<std::string> kRegistry = {};
   std::vector<std::string> config_files;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -243,6 +253,14 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       } else {
         r.secrets[id] = src;
       }
+    } else if (name == "cache") {
+      r.cache = on;
+    } else if (name == "cache-repo") {
+      r.cache_repo = value;
+    } else if (name == "cache-ttl") {
+      auto d = dockerfile::ParseDuration(value);
+      if (!d.ok() || *d <= 0) return Usage(flag + " " + value + ": expected a duration like 336h or 30m");
+      r.cache_ttl = *d / 1000000000;
     } else if (name == "insecure" || name == "insecure-pull") {
       r.registry.insecure = r.registry.insecure || on;
     } else if (name == "skip-tls-verify" || name == "skip-tls-verify-pull") {

@@ -64,6 +64,27 @@ TEST_CASE("registry builds: pull the base, push the result, rebuild from it by d
   CHECK(again.err.find(" built\n") != std::string::npos);
   CHECK(again.err.find(" context\n") != std::string::npos);
 
+  // The layer cache in the registry: the second build runs nothing.
+  WriteFile(tmp.Join("ctx4/Dockerfile"),
+            "FROM " + host + "/base/busybox\nRUN echo $RANDOM > /r\nCOPY f.txt /f\n");
+  WriteFile(tmp.Join("ctx4/f.txt"), "cached\n");
+  auto cached_build = [&](const std::string& cache_repo) {
+    return Run({Runfile("executor/slipway"), "-c", tmp.Join("ctx4"), "--insecure-registry", host,
+                "--insecure-registry", "127.0.0.1:1", "--cache", "--cache-repo", cache_repo,
+                "--no-push", "--work-dir", tmp.Join("work"), "--cache-dir", tmp.Join("cache")});
+  };
+  auto first = cached_build(host + "/cache/layers");
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  CHECK(first.err.find("CACHED") == std::string::npos);
+  auto second = cached_build(host + "/cache/layers");
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  CHECK(second.err.find("#3 DONE 0.0s (CACHED)") != std::string::npos);
+  CHECK(second.err.find("#4 DONE 0.0s (CACHED)") != std::string::npos);
+  // A cache registry that cannot be reached: warnings, and the build goes on.
+  auto unreachable = cached_build("127.0.0.1:1/cache");
+  REQUIRE_MESSAGE(unreachable.exit_code == 0, unreachable.err);
+  CHECK(unreachable.err.find("layer cache") != std::string::npos);
+
   // A base that is neither mapped nor reachable: the error names it and says how to map it.
   WriteFile(tmp.Join("ctx3/Dockerfile"), "FROM 127.0.0.1:1/nothing:1\n");
   auto none = Run({Runfile("executor/slipway"), "-c", tmp.Join("ctx3"), "--insecure-registry",
