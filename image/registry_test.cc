@@ -259,5 +259,40 @@ TEST_CASE("registry: 500s are retried; a connection dropped mid-upload restarts 
   CHECK_FALSE(look.Pull(Ref(server.host() + "/f/app4:1"), {}, tmp.Join("c4")).ok());
 }
 
+TEST_CASE("registry: TLS with --registry-certificate or --skip-tls-verify; mirrors and maps") {
+  TempDir tmp("/var/tmp");
+  RegistryServer server(tmp.Join("tls"), "", "", /*tls=*/true);
+  LocalImage img = MakeImage(tmp, "tls", "tls\n");
+  RegistryOptions plain;  // https, the system's CAs: our self-signed certificate is refused
+  plain.retries = 0;
+  Registry untrusted(plain);
+  auto refused = untrusted.Push(Ref(server.host() + "/t/app:1"), img.blobs, img.manifest, kMediaTypeManifest);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message().find("certificate") != std::string::npos);
+  RegistryOptions trusted;
+  trusted.ca_files[server.host()] = server.ca_file();
+  Registry with_ca(trusted);
+  auto pushed = with_ca.Push(Ref(server.host() + "/library/busybox:latest"), img.blobs, img.manifest,
+                             kMediaTypeManifest);
+  REQUIRE_MESSAGE(pushed.ok(), pushed.error().ToString());
+  RegistryOptions skip;
+  skip.skip_tls_verify = true;
+  Registry skipping(skip);
+  CHECK(skipping.Pull(Ref(server.host() + "/library/busybox:latest"), {}, tmp.Join("c1")).ok());
+  // docker.io pulls through a mirror, or a map: never leaving this machine.
+  RegistryOptions mirror = trusted;
+  mirror.mirrors = {server.host()};
+  Registry mirrored(mirror);
+  auto m = mirrored.Pull(Ref("busybox"), {}, tmp.Join("c2"));
+  REQUIRE_MESSAGE(m.ok(), m.error().ToString());
+  CHECK(m->manifest_digest == img.manifest_digest);
+  RegistryOptions mapped = trusted;
+  mapped.registry_map["docker.io"] = server.host();
+  Registry remapped(mapped);
+  auto r = remapped.Pull(Ref("docker.io/library/busybox:latest"), {}, tmp.Join("c3"));
+  REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+  CHECK(r->manifest_digest == img.manifest_digest);
+}
+
 }  // namespace
 }  // namespace slipway::image

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
-#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -11,6 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,12 +20,19 @@
 namespace slipway::testing {
 namespace {
 
+// Fixture set-up failures end the process with a message (usable from tests and benchmarks).
+void Require(bool ok, const std::string& what) {
+  if (ok) return;
+  std::fprintf(stderr, "registry fixture: %s: %s\n", what.c_str(), std::strerror(errno));
+  std::abort();
+}
+
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  Require(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
   socklen_t len = sizeof(a);
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
@@ -114,16 +123,24 @@ std::string Base64(const std::string& in) {
 }  // namespace
 
 RegistryServer::RegistryServer(const std::string& dir, const std::string& user,
-                               const std::string& password) {
+                               const std::string& password, bool tls) {
   port_ = FreePort();
   std::filesystem::create_directories(dir);
   std::string config = "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " +
                        dir + "/storage\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" +
                        std::to_string(port_) + "\n";
+  if (tls) {
+    ca_file_ = dir + "/cert.pem";
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+                            "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/key.pem -out " +
+                            ca_file_ + " 2>/dev/null";
+    Require(std::system(cmd.c_str()) == 0, "making a certificate with openssl");
+    config += "  tls:\n    certificate: " + ca_file_ + "\n    key: " + dir + "/key.pem\n";
+  }
   if (!user.empty()) {
     // bcrypt, as the registry's htpasswd wants it.
     const char* hash = crypt(password.c_str(), "$2b$05$abcdefghijklmnopqrstuu");
-    REQUIRE(hash != nullptr);
+    Require(hash != nullptr, "bcrypt");
     std::ofstream(dir + "/htpasswd") << user << ":" << hash << "\n";
     config += "auth:\n  htpasswd:\n    realm: slipway-test\n    path: " + dir + "/htpasswd\n";
   }
@@ -144,7 +161,7 @@ RegistryServer::RegistryServer(const std::string& dir, const std::string& user,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
-  FAIL("docker-registry did not start on port " << port_);
+  Require(false, "docker-registry did not start on port " + std::to_string(port_) + " (see " + log + ")");
 }
 
 RegistryServer::~RegistryServer() {
@@ -161,11 +178,11 @@ FaultProxy::FaultProxy(int upstream_port) : upstream_port_(upstream_port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  Require(bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
   socklen_t len = sizeof(a);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
   port_ = ntohs(a.sin_port);
-  REQUIRE(listen(listen_fd_, 64) == 0);
+  Require(listen(listen_fd_, 64) == 0, "listen");
   thread_ = std::thread([this] { Serve(); });
 }
 

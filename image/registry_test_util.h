@@ -24,7 +24,10 @@ namespace slipway::testing {
 class RegistryServer {
  public:
   // With a user, the registry wants Basic auth (htpasswd, bcrypt).
-  RegistryServer(const std::string& dir, const std::string& user, const std::string& password);
+  RegistryServer(const std::string& dir, const std::string& user, const std::string& password,
+                 bool tls = false);
+  // With tls: the PEM of the self-signed certificate it serves (for 127.0.0.1).
+  std::string ca_file() const { return ca_file_; }
   ~RegistryServer();
   int port() const { return port_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -32,6 +35,7 @@ class RegistryServer {
  private:
   int port_ = 0;
   int pid_ = -1;
+  std::string ca_file_;
 };
 
 struct SeenRequest {

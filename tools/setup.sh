@@ -11,7 +11,7 @@ PACKAGES=(
   libarchive-dev libyaml-cpp-dev libseccomp-dev doctest-dev nlohmann-json3-dev libssl-dev
   libcurl4-openssl-dev zlib1g-dev libzstd-dev
   # real tools the tests use
-  busybox-static umoci skopeo docker-registry debootstrap
+  busybox-static umoci skopeo docker-registry debootstrap openssl
   # benchmark baselines
   pigz buildah
 )
