@@ -93,6 +93,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     our_push.push_back(Seconds(t));
+    // skopeo remembers where it has seen blobs and would mount instead of uploading: start it
+    // without that memory, as our client starts without any.
+    for (const char* c : {"/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+                          "/var/lib/containers/cache/blob-info-cache-v1.sqlite"}) {
+      std::filesystem::remove(c);
+    }
     t = std::chrono::steady_clock::now();
     auto sk = testing::Run({"/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci:" + layout,
                             "docker://" + host + "/skopeo" + std::to_string(r) + "/img:1"});

@@ -136,7 +136,6 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
                                               "insecure-pull", "skip-tls-verify-pull"};
   static const std::map<std::string, std::string> kShort = {
       {"c", "context"}, {"f", "dockerfile"}, {"d", "destination"}, {"h", "help"}};
-  static const std::set<std::string> kRegistry = {};
   std::vector<std::string> config_files;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -183,10 +182,6 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       SLIPWAY_ASSIGN_OR_RETURN(on, ParseBool("--" + name, value));
     }
     const std::string flag = "--" + name;
-    if (kRegistry.count(name)) {
-      if (is_bool && !on) continue;  // --cache=false and friends change nothing
-      return Usage(flag + ": the layer cache (--cache, --cache-repo, --cache-ttl) is not supported yet");
-    }
     if (name == "help") {
       out->help = on;
     } else if (name == "version") {

@@ -71,7 +71,8 @@ TEST_CASE("cli: registry flags") {
                   "--skip-tls-verify", "--registry-certificate", "reg.example=/ca.pem",
                   "--registry-mirror", "mirror.gcr.io", "--registry-map",
                   "index.docker.io=mirror.example;quay.io=q.example", "--push-retry", "3",
-                  "--image-download-retry=2", "--insecure-pull"});
+                  "--image-download-retry=2", "--insecure-pull", "--cache", "--cache-repo",
+                  "oci:/c", "--cache-ttl", "90m"});
   REQUIRE_MESSAGE(o.ok(), o.error().ToString());
   const auto& r = o->request.registry;
   CHECK(r.insecure_registries == std::set<std::string>{"localhost:5000", "r:1"});
@@ -83,6 +84,9 @@ TEST_CASE("cli: registry flags") {
   CHECK(r.registry_map.at("quay.io") == "q.example");
   CHECK(o->request.push_retry == 3);
   CHECK(o->request.pull_retry == 2);
+  CHECK(o->request.cache);
+  CHECK(o->request.cache_repo == "oci:/c");
+  CHECK(o->request.cache_ttl == 5400);
 }
 
 TEST_CASE("cli: bad command lines get a message naming the flag") {
@@ -104,8 +108,8 @@ TEST_CASE("cli: bad command lines get a message naming the flag") {
         std::string::npos);
   CHECK(ParseError({"--secret", "id=x"}).find("expected id=ID,src=FILE") != std::string::npos);
   CHECK(ParseError({"--secret", "id=x,env=NOPE"}).find("$NOPE is not set") != std::string::npos);
-  CHECK(ParseError({"--cache"}).find("the layer cache") != std::string::npos);
-  CHECK(ParseError({"--cache-repo", "r/c"}).find("the layer cache") != std::string::npos);
+  CHECK(ParseError({"--cache-ttl", "soon"}).find("expected a duration") != std::string::npos);
+  CHECK(ParseError({"--cache-ttl", "-5m"}).find("expected a duration") != std::string::npos);
   CHECK(ParseError({"--push-retry", "-1"}).find("expected 0-100") != std::string::npos);
   CHECK(ParseError({"--registry-map", "nope"}).find("expected KEY=VALUE") != std::string::npos);
   CHECK(ParseError({"--config", "/nonexistent.yaml"}).find("--config /nonexistent.yaml") == 0);

@@ -135,8 +135,7 @@ Result<BaseImage> ImageSources::Load(const std::string& ref, const image::Platfo
   if (it == sources_.end()) {
     return Error("no source for the image \"" + ref +
                      "\": map it with --image-source " + ref +
-                     "=oci-layout:PATH[:TAG] (or =docker-archive:PATH), or in the --config file "
-                     "(pulling from registries is not supported yet)",
+                     "=oci-layout:PATH[:TAG] (or =docker-archive:PATH), or in the --config file",
                  ENOENT);
   }
   BaseImage img;

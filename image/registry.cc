@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -223,6 +224,35 @@ struct Registry::Impl {
   CURL* curl = nullptr;
   std::map<std::string, std::string> tokens;  // "host scope" -> bearer token
   std::map<std::string, Challenge> challenges;  // host -> its last challenge
+  std::set<std::string> pinged;
+
+  Error Failure(const std::string& what, const Response& r);
+
+  // GET /v2/: is this a registry, and which auth does it want?
+  Result<void> Ping(const std::string& base) {
+    if (pinged.count(base)) return Ok{};
+    Request r;
+    r.url = base + "/v2/";
+    Result<Response> resp = Error("", 0);
+    for (int attempt = 0;; ++attempt) {
+      resp = Once(r);
+      if ((resp.ok() && resp->status < 500) || attempt >= o.retries) break;
+      ++stats->retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200L << attempt));
+    }
+    if (!resp.ok()) return std::move(resp).error();
+    if (resp->status == 401) {
+      challenges[HostOf(r.url)] = ParseChallenge(resp->Header("www-authenticate"));
+    } else if (resp->status >= 500) {
+      return Failure("GET " + r.url, *resp);
+    } else if (resp->status != 200) {
+      return Error(HostOf(r.url) + " does not look like a registry: GET /v2/ answered HTTP " +
+                       std::to_string(resp->status),
+                   EPROTO);
+    }
+    pinged.insert(base);
+    return Ok{};
+  }
 
   ~Impl() {
     if (curl) curl_easy_cleanup(curl);
@@ -476,7 +506,7 @@ struct Registry::Impl {
     return Error(req.method + " " + req.url + ": unexpected redirect of an upload", EPROTO);
   }
 
-  Error Failure(const std::string& what, const Response& r) {
+  Error FailureImpl(const std::string& what, const Response& r) {
     Error e(what + ": HTTP " + std::to_string(r.status) + ": " + RegistryError(r),
             r.status == 401 || r.status == 403 ? EACCES : r.status == 404 ? ENOENT : EIO);
     if (r.status == 401 || r.status == 403) {
@@ -645,6 +675,7 @@ struct Registry::Impl {
   Result<PulledImage> PullFrom(const Reference& ref, const std::string& base,
                                const Platform& platform, const std::string& dir) {
     const std::string scope = "repository:" + ref.repository + ":pull";
+    SLIPWAY_RETURN_IF_ERROR(Ping(base));
     PulledImage img;
     img.ref = ref;
     std::string media_type;
@@ -687,6 +718,10 @@ struct Registry::Impl {
   }
 };
 
+Error Registry::Impl::Failure(const std::string& what, const Response& r) {
+  return FailureImpl(what, r);
+}
+
 Registry::Registry(RegistryOptions options) : impl_(std::make_unique<Impl>()) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -719,6 +754,9 @@ Result<std::string> Registry::Push(const Reference& ref, const std::vector<PushB
     if (!b.mount_from.empty() && b.mount_from != ref.repository) sources.insert(b.mount_from);
   }
   for (const std::string& s : sources) scope += " repository:" + s + ":pull";
+  if (auto p = impl_->Ping(impl_->Base(ref)); !p.ok()) {
+    return std::move(p.error().AddContext("pushing to " + ref.ToString()));
+  }
   for (const PushBlob& b : blobs) {
     auto up = impl_->UploadBlob(ref, b, scope);
     if (!up.ok()) return std::move(up.error().AddContext("pushing to " + ref.ToString()));

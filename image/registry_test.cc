@@ -245,6 +245,16 @@ TEST_CASE("registry: 500s are retried; a connection dropped mid-upload restarts 
   auto pulled = check.Pull(Ref(server.host() + "/f/app3:1"), {}, tmp.Join("c3"));
   REQUIRE_MESSAGE(pulled.ok(), pulled.error().ToString());
 
+  // Something that is not a registry says so.
+  FaultProxy not_registry(1);  // forwards nowhere: every answer is 502
+  RegistryOptions nr = Insecure(not_registry.host());
+  nr.retries = 0;
+  Registry confused(nr);
+  auto what = confused.Pull(Ref(not_registry.host() + "/x:1"), {}, tmp.Join("c5"));
+  REQUIRE_FALSE(what.ok());
+  CHECK(what.error().message().find("GET http://" + not_registry.host() + "/v2/: HTTP 502") !=
+        std::string::npos);
+
   // Retries run out: a clean failure that quotes the registry, and no manifest was pushed.
   proxy.FailNext(100, "");
   RegistryOptions few = Insecure(proxy.host());
