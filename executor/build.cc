@@ -1026,6 +1026,31 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
   if (!c.chown.empty()) created_by += "--chown=" + c.chown + " ";
   if (!c.chmod.empty()) created_by += "--chmod=" + c.chmod + " ";
   created_by += JoinWords(c.sources) + " " + c.dest + " # buildkit";
+  // The copy of the local sources and heredocs into `dst_fd`, with the owner resolved in `root`.
+  const std::size_t total = local.size() + urls.size() + inline_files.size();
+  auto request = [&](int dst_fd, int src_fd, const std::string& root) -> Result<CopyRequest> {
+    CopyRequest req;
+    req.dst_root_fd = dst_fd;
+    req.dest = dest;
+    if (total > 1 && req.dest.back() != '/') req.dest += "/";
+    req.chmod = c.chmod;
+    req.parents = c.parents;
+    req.link = c.link;
+    req.excludes = c.excludes;
+    req.privileged = geteuid() == 0;
+    req.src_root_fd = src_fd;
+    req.from_context = from_context;
+    req.ignore = from_context ? &ctx_.ignore : nullptr;
+    req.sources = local;
+    req.inline_files = inline_files;
+    req.unpack_archives = add && from_context && c.unpack.value_or(true);
+    if (!c.chown.empty()) {
+      auto owner = userdb::ResolveChown(root, c.chown);
+      if (!owner.ok()) return std::move(owner.error().AddContext("--chown=" + c.chown));
+      req.chown = FileOwner{owner->uid, owner->gid};
+    }
+    return req;
+  };
   // For the layer cache: the instruction, and the files as they would land -- names, types,
   // modes, owners and contents -- copied once into a scratch directory and hashed. URLs count
   // only with a --checksum (otherwise the step is not cached).
@@ -1046,31 +1071,10 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     const std::string staged = NewScratch();
     UniqueFd sd(open(staged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    CopyRequest req;
-    req.dst_root_fd = sd.get();
-    req.dest = dest;
-    req.chmod = c.chmod;
-    req.parents = c.parents;
-    req.link = c.link;
-    req.excludes = c.excludes;
-    req.privileged = geteuid() == 0;
-    req.src_root_fd = src.get();
-    req.from_context = from_context;
-    req.ignore = from_context ? &ctx_.ignore : nullptr;
-    req.sources = local;
-    req.inline_files = inline_files;
-    req.unpack_archives = add && from_context && c.unpack.value_or(true);
-    bool ok = sd.valid() && src.valid();
-    if (ok && !c.chown.empty()) {
-      auto owner = userdb::ResolveChown(st.rootfs, c.chown);
-      ok = owner.ok();
-      if (ok) req.chown = FileOwner{owner->uid, owner->gid};
-    }
-    if (ok && (local.size() + urls.size() + inline_files.size() > 1) && req.dest.back() != '/') {
-      req.dest += "/";
-    }
+    auto req = request(sd.get(), src.get(), st.rootfs);
+    const bool ok = sd.valid() && src.valid() && req.ok();
     // A copy that fails here fails again in the step, which reports it: not cached.
-    if (ok && (!local.empty() || !inline_files.empty()) && CopyFiles(req).ok()) {
+    if (ok && (!local.empty() || !inline_files.empty()) && CopyFiles(*req).ok()) {
       image::Sha256 h;
       if (HashTree(sd.get(), "", h).ok()) {
         m["files"] = h.Digest();
@@ -1084,20 +1088,7 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     UniqueFd dst(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dst.valid() || !src.valid()) return ErrnoError("opening the roots of the copy");
-    CopyRequest req;
-    req.dst_root_fd = dst.get();
-    req.dest = dest;
-    req.chmod = c.chmod;
-    req.parents = c.parents;
-    req.link = c.link;
-    req.excludes = c.excludes;
-    req.privileged = geteuid() == 0;
-    if (!c.chown.empty()) {
-      auto owner = userdb::ResolveChown(root, c.chown);
-      if (!owner.ok()) return std::move(owner.error().AddContext("--chown=" + c.chown));
-      req.chown = FileOwner{owner->uid, owner->gid};
-    }
-    const std::size_t total = local.size() + urls.size() + inline_files.size();
+    SLIPWAY_ASSIGN_OR_RETURN(CopyRequest req, request(dst.get(), src.get(), root));
     if (total > 1 && dest.back() != '/') {
       // Several sources (heredocs and URLs included) need a directory destination.
       struct stat sst;
@@ -1110,13 +1101,6 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       }
     }
     if (!local.empty() || !inline_files.empty()) {
-      req.src_root_fd = src.get();
-      req.from_context = from_context;
-      req.ignore = from_context ? &ctx_.ignore : nullptr;
-      req.sources = local;
-      req.inline_files = inline_files;
-      req.unpack_archives = add && from_context && c.unpack.value_or(true);
-      if (total > 1 && req.dest.back() != '/') req.dest += "/";
       SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(req));
       for (const std::string& w : stats.warnings) progress_.Message(Verbosity::kWarn, w);
     }

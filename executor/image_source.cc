@@ -14,21 +14,6 @@
 namespace slipway::executor {
 namespace {
 
-Result<std::string> FileDigest(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("opening " + path);
-  image::Sha256 h;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("reading " + path);
-    if (n == 0) break;
-    h.Update(buf.data(), static_cast<std::size_t>(n));
-  }
-  return h.Digest();
-}
-
 std::string MediaTypeOf(const std::string& path) {
   unsigned char magic[4] = {0, 0, 0, 0};
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -185,7 +170,7 @@ Result<BaseImage> ImageSources::Load(const std::string& ref, const image::Platfo
     Layer l;
     l.diff_id = img.config.diff_ids[i];
     l.blob_path = archive->layer_files[i];
-    auto digest = FileDigest(l.blob_path);
+    auto digest = image::Sha256File(l.blob_path);
     if (!digest.ok()) return fail(std::move(digest).error());
     l.digest = *digest;
     l.media_type = MediaTypeOf(l.blob_path);
@@ -199,7 +184,7 @@ Result<BaseImage> ImageSources::Load(const std::string& ref, const image::Platfo
 
 Result<void> VerifyLayer(const Layer& layer) {
   if (layer.digest.empty()) return Ok{};
-  SLIPWAY_ASSIGN_OR_RETURN(std::string digest, FileDigest(layer.blob_path));
+  SLIPWAY_ASSIGN_OR_RETURN(std::string digest, image::Sha256File(layer.blob_path));
   if (digest != layer.digest) {
     return Error("layer blob " + layer.blob_path + " has digest " + digest + ", not the " +
                      layer.digest + " its manifest names",

@@ -33,21 +33,6 @@ std::int64_t ParseTime(const std::string& s) {
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
-Result<std::string> FileDigest(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("opening " + path);
-  image::Sha256 h;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("reading " + path);
-    if (n == 0) break;
-    h.Update(buf.data(), static_cast<std::size_t>(n));
-  }
-  return h.Digest();
-}
-
 // The entry as an image: its config and manifest.
 std::pair<std::string, std::string> EntryImage(const CacheEntry& e) {
   image::ImageConfig c;
@@ -122,7 +107,7 @@ class OciCache : public LayerCache {
       l.digest = d.digest;
       l.media_type = d.media_type;
       l.size = d.size;
-      SLIPWAY_ASSIGN_OR_RETURN(std::string got, FileDigest(l.blob_path));
+      SLIPWAY_ASSIGN_OR_RETURN(std::string got, image::Sha256File(l.blob_path));
       if (got != d.digest) {
         return Error("cache entry " + tag + ": the layer blob is corrupt (" + got + ")", EINVAL);
       }

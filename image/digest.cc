@@ -1,6 +1,11 @@
 #include "image/digest.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
 
 namespace slipway::image {
 
@@ -48,6 +53,26 @@ bool IsSha256Digest(std::string_view d) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
+}
+
+Result<std::string> Sha256File(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("opening " + path);
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      close(fd);
+      return ErrnoError("reading " + path, e);
+    }
+    if (n == 0) break;
+    h.Update(buf.data(), static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return h.Digest();
 }
 
 }  // namespace slipway::image

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
+
 namespace slipway::image {
 
 class Sha256 {
@@ -31,6 +33,9 @@ class Sha256 {
 };
 
 std::string Sha256Digest(std::string_view data);
+
+// The "sha256:..." of a file's contents, read in 1 MiB blocks.
+Result<std::string> Sha256File(const std::string& path);
 
 // Whether `d` is a well-formed "sha256:<64 lower-hex>" digest.
 bool IsSha256Digest(std::string_view d);

@@ -503,18 +503,6 @@ Result<void> AddTarFile(archive* a, const std::string& name, const std::string* 
   return n < 0 ? ErrnoError("reading " + *file) : Result<void>(Ok{});
 }
 
-Result<std::string> FileDigest(const std::string& file) {
-  int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("opening " + file);
-  Sha256 h;
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) h.Update(buf, static_cast<std::size_t>(n));
-  close(fd);
-  if (n < 0) return ErrnoError("reading " + file);
-  return h.Digest();
-}
-
 }  // namespace
 
 Result<void> WriteDockerArchive(const std::string& out_path, const std::string& config_bytes,
@@ -534,7 +522,7 @@ Result<void> WriteDockerArchive(const std::string& out_path, const std::string& 
                         std::nullopt};
   json layers_paths = json::array();
   for (std::size_t i = 0; i < layer_files.size(); ++i) {
-    SLIPWAY_ASSIGN_OR_RETURN(std::string d, FileDigest(layer_files[i]));
+    SLIPWAY_ASSIGN_OR_RETURN(std::string d, Sha256File(layer_files[i]));
     if (d != config.diff_ids[i]) {
       return Error("invalid diffID for layer " + std::to_string(i) + ": " + layer_files[i] +
                        " hashes to " + d + ", the config says " + config.diff_ids[i],

@@ -188,65 +188,11 @@ void StripOverlayXattrs(int dir, const std::string& name, bool recurse) {
   for (const std::string& c : *children) StripOverlayXattrs(fd.get(), c, true);
 }
 
-Result<void> MergeDir(int upper, int lower, const std::string& at) {
-  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(upper));
-  for (const std::string& n : names) {
-    const std::string path = at.empty() ? n : at + "/" + n;
-    struct stat u;
-    if (fstatat(upper, n.c_str(), &u, AT_SYMLINK_NOFOLLOW) != 0) {
-      return ErrnoError("merging the overlay: stat " + path);
-    }
-    struct stat l;
-    const bool in_lower = fstatat(lower, n.c_str(), &l, AT_SYMLINK_NOFOLLOW) == 0;
-    if (IsWhiteoutDevice(u)) {
-      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(lower, n));
-      continue;
-    }
-    if (S_ISDIR(u.st_mode) && in_lower && S_ISDIR(l.st_mode)) {
-      char v = 0;
-      UniqueFd ud(openat(upper, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!ud.valid()) return ErrnoError("merging the overlay: opening " + path);
-      const bool opaque = fgetxattr(ud.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y';
-      if (!opaque) {
-        UniqueFd ld(openat(lower, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!ld.valid()) return ErrnoError("merging the overlay: opening the lower " + path);
-        SLIPWAY_RETURN_IF_ERROR(MergeDir(ud.get(), ld.get(), path));
-        // The upper copy holds the directory's current metadata.
-        if (fchown(ld.get(), u.st_uid, u.st_gid) != 0 || fchmod(ld.get(), u.st_mode & 07777) != 0) {
-          return ErrnoError("merging the overlay: owner and mode of " + path);
-        }
-        char xnames[4096];
-        ssize_t xn = flistxattr(ud.get(), xnames, sizeof(xnames));
-        for (ssize_t i = 0; i < xn;) {
-          const std::string x(xnames + i);
-          i += static_cast<ssize_t>(x.size()) + 1;
-          if (x.rfind("trusted.overlay.", 0) == 0) continue;
-          char value[8192];
-          ssize_t vn = fgetxattr(ud.get(), x.c_str(), value, sizeof(value));
-          if (vn >= 0) fsetxattr(ld.get(), x.c_str(), value, static_cast<std::size_t>(vn), 0);
-        }
-        const struct timespec times[2] = {u.st_atim, u.st_mtim};
-        if (futimens(ld.get(), times) != 0) return ErrnoError("merging the overlay: times of " + path);
-        continue;
-      }
-    }
-    // Anything else replaces what the lower directory had under this name.
-    if (in_lower && (S_ISDIR(l.st_mode) || S_ISDIR(u.st_mode))) {
-      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(lower, n));
-    }
-    if (renameat(upper, n.c_str(), lower, n.c_str()) != 0) {
-      return ErrnoError("merging the overlay: moving " + path);
-    }
-    if (S_ISDIR(u.st_mode) || S_ISREG(u.st_mode)) StripOverlayXattrs(lower, n, S_ISDIR(u.st_mode));
-  }
-  return Ok{};
-}
 
-}  // namespace
-
-namespace {
-
-Result<void> MergeFormat(int upper, int dest, const std::string& at) {
+// Moves what `upper` holds into `dest`. In overlay format (`keep_format`: dest is itself an
+// upper directory over read-only lowers) whiteout devices and opaque markers are kept, since they
+// hide entries below; otherwise they are applied (deletions) and the overlay's xattrs dropped.
+Result<void> Merge(int upper, int dest, const std::string& at, bool keep_format) {
   SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(upper));
   for (const std::string& n : names) {
     const std::string path = at.empty() ? n : at + "/" + n;
@@ -255,6 +201,10 @@ Result<void> MergeFormat(int upper, int dest, const std::string& at) {
       return ErrnoError("merging the overlay: stat " + path);
     }
     const bool in_dest = fstatat(dest, n.c_str(), &d, AT_SYMLINK_NOFOLLOW) == 0;
+    if (IsWhiteoutDevice(u) && !keep_format) {
+      SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dest, n));
+      continue;
+    }
     if (S_ISDIR(u.st_mode) && in_dest && S_ISDIR(d.st_mode)) {
       UniqueFd ud(openat(upper, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!ud.valid()) return ErrnoError("merging the overlay: opening " + path);
@@ -263,7 +213,8 @@ Result<void> MergeFormat(int upper, int dest, const std::string& at) {
       if (!opaque) {
         UniqueFd dd(openat(dest, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!dd.valid()) return ErrnoError("merging the overlay: opening " + path);
-        SLIPWAY_RETURN_IF_ERROR(MergeFormat(ud.get(), dd.get(), path));
+        SLIPWAY_RETURN_IF_ERROR(Merge(ud.get(), dd.get(), path, keep_format));
+        // The upper copy holds the directory's current metadata.
         if (fchown(dd.get(), u.st_uid, u.st_gid) != 0 || fchmod(dd.get(), u.st_mode & 07777) != 0) {
           return ErrnoError("merging the overlay: owner and mode of " + path);
         }
@@ -282,35 +233,45 @@ Result<void> MergeFormat(int upper, int dest, const std::string& at) {
         continue;
       }
     }
-    // Whiteouts, opaque or new directories and everything else replace what dest had.
+    // Anything else (whiteouts kept in overlay format, opaque or new directories, files) replaces
+    // what dest had under this name.
     if (in_dest && (S_ISDIR(d.st_mode) || S_ISDIR(u.st_mode))) {
       SLIPWAY_RETURN_IF_ERROR(RemoveAllAt(dest, n));
     }
     if (renameat(upper, n.c_str(), dest, n.c_str()) != 0) {
       return ErrnoError("merging the overlay: moving " + path);
     }
-    // The kernel's other bookkeeping xattrs (origin, impure) stay: they are read only on an
-    // overlay's upper layer, and dest is only ever a lower one; no layer ever carries them
-    // (the layer writer keeps user.* and security.capability only).
+    // In overlay format the kernel's other bookkeeping xattrs (origin, impure) may stay: they are
+    // read only on an overlay's upper layer, and dest is only ever a lower one. A plain tree
+    // drops them all. No layer ever carries them (the layer writer keeps user.* and
+    // security.capability only).
+    if (!keep_format && (S_ISDIR(u.st_mode) || S_ISREG(u.st_mode))) {
+      StripOverlayXattrs(dest, n, S_ISDIR(u.st_mode));
+    }
   }
   return Ok{};
 }
 
-}  // namespace
-
-Result<void> MergeIntoUpper(const std::string& upper, const std::string& dest) {
+// Merge at the top: the root's metadata comes from the upper root.
+Result<void> MergeRoot(const std::string& upper, const std::string& dest, bool keep_format) {
   UniqueFd u(open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   UniqueFd d(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!u.valid() || !d.valid()) return ErrnoError("merging " + upper + " into " + dest);
   struct stat root;
   if (fstat(u.get(), &root) != 0) return ErrnoError("stat " + upper);
-  SLIPWAY_RETURN_IF_ERROR(MergeFormat(u.get(), d.get(), ""));
+  SLIPWAY_RETURN_IF_ERROR(Merge(u.get(), d.get(), "", keep_format));
   if (fchown(d.get(), root.st_uid, root.st_gid) != 0 || fchmod(d.get(), root.st_mode & 07777) != 0) {
     return ErrnoError("merging the overlay: owner and mode of the root");
   }
   const struct timespec times[2] = {root.st_atim, root.st_mtim};
   futimens(d.get(), times);
   return Ok{};
+}
+
+}  // namespace
+
+Result<void> MergeIntoUpper(const std::string& upper, const std::string& dest) {
+  return MergeRoot(upper, dest, /*keep_format=*/true);
 }
 
 Result<OverlayView> OverlayView::Mount(const std::vector<std::string>& lowers,
@@ -357,18 +318,7 @@ OverlayView::~OverlayView() {
 }
 
 Result<void> MergeUpper(const std::string& upper, const std::string& lower) {
-  UniqueFd u(open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  UniqueFd l(open(lower.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!u.valid() || !l.valid()) return ErrnoError("merging " + upper + " into " + lower);
-  struct stat root;
-  if (fstat(u.get(), &root) != 0) return ErrnoError("stat " + upper);
-  SLIPWAY_RETURN_IF_ERROR(MergeDir(u.get(), l.get(), ""));
-  if (fchown(l.get(), root.st_uid, root.st_gid) != 0 || fchmod(l.get(), root.st_mode & 07777) != 0) {
-    return ErrnoError("merging the overlay: owner and mode of the root");
-  }
-  const struct timespec times[2] = {root.st_atim, root.st_mtim};
-  futimens(l.get(), times);
-  return Ok{};
+  return MergeRoot(upper, lower, /*keep_format=*/false);
 }
 
 Result<void> OverlaySession::Unmount() {
