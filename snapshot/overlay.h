@@ -14,6 +14,9 @@
 // mounted with redirect_dir, metacopy and index off, so a renamed directory is copied up whole
 // and every changed file's data lives in the upper directory.
 //
+// Mounted "volatile" where the kernel has it: no fsync per copied-up file, no sync of the upper
+// filesystem at unmount (a build step needs no durability).
+//
 // Needs CAP_SYS_ADMIN (mount). Guarantees: the destructor unmounts (detached) and removes the
 // scratch directories, so nothing is left behind on any path.
 #ifndef SLIPWAY_SNAPSHOT_OVERLAY_H_
