@@ -317,5 +317,29 @@ TEST_CASE("slipway: the layer cache reuses what did not change, and never fails 
   CHECK(std::filesystem::is_empty(work));
 }
 
+TEST_CASE("slipway: RUN --mount=type=secret (file and env) and --network=none") {
+  Env env;
+  const std::string secret = env.tmp.Join("token.txt");
+  WriteFile(secret, "s3cr3t");
+  const std::string out = env.tmp.Join("secret-out");
+  auto r = env.Build(
+      "FROM busybox\n"
+      "RUN --mount=type=secret,id=tok cat /run/secrets/tok > /seen-file; "
+      "stat -c %a /run/secrets/tok >> /seen-file\n"
+      "RUN --mount=type=secret,id=tok,env=TOKEN echo \"$TOKEN\" > /seen-env\n"
+      "RUN --network=none grep -c : /proc/net/dev > /interfaces\n",
+      {"--no-push", "--oci-layout-path", out, "--secret", "id=tok,src=" + secret});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto t = Run({"/bin/sh", "-c",
+                "cd " + env.tmp.path() + " && mkdir -p x && for b in " + out +
+                    "/blobs/sha256/*; do tar -xzf $b -C x 2>/dev/null; done; cat x/seen-file "
+                    "x/seen-env x/interfaces; ls x/run 2>&1 | head -1"});
+  // The secret was readable (mode 0400) and in the environment, and is in no layer; the step
+  // with --network=none saw the loopback interface only.
+  CHECK(t.out.find("s3cr3t400\ns3cr3t\n1\n") == 0);
+  CHECK(t.out.find("No such file") != std::string::npos);  // /run/secrets left no trace
+}
+
 }  // namespace
 }  // namespace slipway
