@@ -172,6 +172,11 @@ Result<Dockerignore> Dockerignore::Parse(std::string_view text, const std::strin
   return ig;
 }
 
+bool MatchGlobSegment(std::string_view pattern, std::string_view name) {
+  bool bad = false;
+  return MatchSegment(pattern, name, &bad) && !bad;
+}
+
 bool Dockerignore::Excluded(std::string_view raw) const {
   std::string path = CleanPath(raw);
   if (path.size() > 1 && path[0] == '/') path.erase(0, 1);

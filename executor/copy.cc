@@ -58,62 +58,6 @@ std::vector<std::string> Split(const std::string& rel) {
 
 bool HasMeta(const std::string& s) { return s.find_first_of("*?[\\") != std::string::npos; }
 
-// Go's filepath.Match for one component.
-bool MatchFrom(const std::string& p, std::size_t pi, const std::string& n, std::size_t ni) {
-  while (pi < p.size()) {
-    char c = p[pi];
-    if (c == '*') {
-      while (pi < p.size() && p[pi] == '*') ++pi;
-      if (pi == p.size()) return true;
-      for (std::size_t k = ni; k <= n.size(); ++k) {
-        if (MatchFrom(p, pi, n, k)) return true;
-      }
-      return false;
-    }
-    if (ni >= n.size()) return false;
-    if (c == '?') {
-      ++pi;
-      ++ni;
-      continue;
-    }
-    if (c == '[') {
-      std::size_t j = pi + 1;
-      bool negate = false;
-      if (j < p.size() && (p[j] == '^' || p[j] == '!')) {
-        negate = true;
-        ++j;
-      }
-      bool matched = false, first = true;
-      while (j < p.size() && (p[j] != ']' || first)) {
-        first = false;
-        char lo = p[j];
-        if (lo == '\\' && j + 1 < p.size()) lo = p[++j];
-        char hi = lo;
-        if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
-          hi = p[j + 2];
-          if (hi == '\\' && j + 3 < p.size()) {
-            hi = p[j + 3];
-            ++j;
-          }
-          j += 2;
-        }
-        if (n[ni] >= lo && n[ni] <= hi) matched = true;
-        ++j;
-      }
-      if (j >= p.size()) return false;  // malformed: no closing ']'
-      if (matched == negate) return false;
-      pi = j + 1;
-      ++ni;
-      continue;
-    }
-    if (c == '\\' && pi + 1 < p.size()) c = p[++pi];
-    if (n[ni] != c) return false;
-    ++pi;
-    ++ni;
-  }
-  return ni == n.size();
-}
-
 struct FdStat {
   UniqueFd fd;
   struct stat st;
@@ -593,7 +537,7 @@ class Copier {
 }  // namespace
 
 bool MatchComponent(const std::string& pattern, const std::string& name) {
-  return MatchFrom(pattern, 0, name, 0);
+  return dockerfile::MatchGlobSegment(pattern, name);
 }
 
 Result<mode_t> ApplyChmod(const std::string& spec, mode_t mode, bool is_dir) {

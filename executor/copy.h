@@ -76,8 +76,7 @@ Result<CopyStats> CopyFiles(const CopyRequest& request);
 // Applies a --chmod value (octal, or symbolic like "u=rwX,go=rX" / "+x") to `mode`.
 Result<mode_t> ApplyChmod(const std::string& spec, mode_t mode, bool is_dir);
 
-// Go filepath.Match on one path component ('*', '?', '[...]' with '^' or '!' negation, '\'
-// escapes).
+// Go filepath.Match on one path component (dockerfile::MatchGlobSegment, as .dockerignore).
 bool MatchComponent(const std::string& pattern, const std::string& name);
 
 // Whether the file's first bytes are a tar archive, maybe compressed.

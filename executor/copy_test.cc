@@ -55,7 +55,8 @@ TEST_CASE("copy: Go filepath.Match per component") {
   CHECK(MatchComponent("a?c", "abc"));
   CHECK(MatchComponent("[a-c]x", "bx"));
   CHECK_FALSE(MatchComponent("[^a-c]x", "bx"));
-  CHECK(MatchComponent("[!a-c]x", "dx"));
+  CHECK_FALSE(MatchComponent("[!a-c]x", "dx"));  // Go: '!' is a member, only '^' negates
+  CHECK(MatchComponent("[!a-c]x", "!x"));
   CHECK(MatchComponent("[[]x", "[x"));
   CHECK(MatchComponent("\\*", "*"));
   CHECK_FALSE(MatchComponent("\\*", "a"));
