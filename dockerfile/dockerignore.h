@@ -43,12 +43,12 @@ class Dockerignore {
   std::vector<Pattern> patterns_;
 };
 
-// Which ignore file applies: "<dockerfile>.dockerignore" beside the Dockerfile wins over the
-// context's ".dockerignore". `exists` tells whether a path exists. Returns "" when neither does.
 // Go's filepath.Match on one path segment ('*', '?', '[...]' with '^' negation and ranges, '\\'
 // escapes); a malformed pattern matches nothing. Shared by .dockerignore and COPY/ADD sources.
 bool MatchGlobSegment(std::string_view pattern, std::string_view name);
 
+// Which ignore file applies: "<dockerfile>.dockerignore" beside the Dockerfile wins over the
+// context's ".dockerignore". `exists` tells whether a path exists. Returns "" when neither does.
 std::string ChooseIgnoreFile(const std::string& dockerfile_path, const std::string& context_dir,
                              const std::function<bool(const std::string&)>& exists);
 
