@@ -16,6 +16,10 @@ Result<std::vector<std::string>> ListDirectory(int dir_fd);
 // The whole content of the file at `path`.
 Result<std::string> ReadWholeFile(const std::string& path);
 
+// Writes `bytes` to a temporary name beside `path` (created with `mode`) and renames it over
+// `path`: readers see the old file or the whole new one, never a part.
+Result<void> WriteFileAtomic(const std::string& path, const std::string& bytes, int mode = 0644);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_BASE_FS_H_

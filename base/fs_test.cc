@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -32,6 +33,23 @@ TEST_CASE("fs: ReadWholeFile") {
   auto missing = ReadWholeFile(tmp.Join("nope"));
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().errno_value() == ENOENT);
+}
+
+TEST_CASE("fs: WriteFileAtomic replaces the whole file, with the mode asked for") {
+  testing::TempDir tmp;
+  const std::string f = tmp.Join("f");
+  REQUIRE(WriteFileAtomic(f, "first").ok());
+  REQUIRE(WriteFileAtomic(f, "second", 0600).ok());
+  CHECK(*ReadWholeFile(f) == "second");
+  struct stat st;
+  REQUIRE(stat(f.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto nodir = WriteFileAtomic(tmp.Join("missing/f"), "x");
+  REQUIRE_FALSE(nodir.ok());
+  CHECK(nodir.error().errno_value() == ENOENT);
+  auto names = ListDirectory(UniqueFd(open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY)).get());
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"f"});  // no temporary left behind
 }
 
 }  // namespace

@@ -54,14 +54,6 @@ void SetRunning(Process* p) {
   if (p && g_signal.load()) (void)p->Signal(g_signal.load());
 }
 
-std::string Rfc3339(std::int64_t secs) {
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -97,22 +89,6 @@ class WorkDir {
   std::string path_;
 };
 
-Result<void> WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-slipway";
-  {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) return ErrnoError("writing " + path);
-    if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-      unlink(tmp.c_str());
-      return ErrnoError("writing " + path);
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    unlink(tmp.c_str());
-    return ErrnoError("renaming " + tmp + " to " + path);
-  }
-  return Ok{};
-}
 
 // Decompresses a layer blob into a plain tar, checking its diff id.
 Result<void> Decompress(const std::string& blob, const std::string& out, const std::string& diff_id) {
@@ -382,8 +358,7 @@ Result<void> Builder::Prepare() {
   secrets_ = r_.secrets;
   for (const auto& [id, value] : r_.secret_values) {
     const std::string file = work_->path() + "/secret-" + std::to_string(secrets_.size());
-    SLIPWAY_RETURN_IF_ERROR(WriteTextFile(file, value));
-    chmod(file.c_str(), 0600);
+    SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(file, value, 0600));
     secrets_[id] = file;
   }
   if (r_.seccomp_profile != "unconfined") {
@@ -445,7 +420,7 @@ Result<void> Builder::Prepare() {
     }
   }
   const auto epoch = Epoch();
-  now_ = Rfc3339(epoch ? *epoch : static_cast<std::int64_t>(std::time(nullptr)));
+  now_ = image::Rfc3339(epoch ? *epoch : static_cast<std::int64_t>(std::time(nullptr)));
   return Ok{};
 }
 
@@ -565,7 +540,7 @@ Result<BaseImage> Builder::LoadImage(const std::string& ref, const image::Platfo
 Result<void> Builder::Push(const StageState& st, const std::string& config_bytes,
                            const std::string& manifest_bytes, int step) {
   const std::string config_file = work_->path() + "/config.json";
-  SLIPWAY_RETURN_IF_ERROR(WriteTextFile(config_file, config_bytes));
+  SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(config_file, config_bytes));
   image::RegistryOptions o = r_.registry;
   o.retries = r_.push_retry;
   o.log = [this](const std::string& line) { progress_.Message(Verbosity::kDebug, line); };
@@ -1382,7 +1357,7 @@ Result<void> Builder::Export(StageState& st) {
     SLIPWAY_RETURN_IF_ERROR(Push(st, config_bytes, manifest_bytes, step));
   }
   // Written only now: after every push succeeded.
-  if (!r_.digest_file.empty()) SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.digest_file, digest));
+  if (!r_.digest_file.empty()) SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(r_.digest_file, digest));
   if (!r_.image_name_with_digest_file.empty()) {
     std::string text;
     for (const std::string& d : r_.destinations) {
@@ -1394,7 +1369,7 @@ Result<void> Builder::Export(StageState& st) {
       }
       text += name + "@" + digest + "\n";
     }
-    SLIPWAY_RETURN_IF_ERROR(WriteTextFile(r_.image_name_with_digest_file, text));
+    SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(r_.image_name_with_digest_file, text));
   }
   progress_.Timing(step, {{"write", Since(export_start)}});
   progress_.Done(step);

@@ -17,14 +17,6 @@
 namespace slipway::executor {
 namespace {
 
-std::string Rfc3339Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Seconds since 1970 of an RFC 3339 UTC time ("2026-11-23T04:16:00Z"), or -1.
 std::int64_t ParseTime(const std::string& s) {
@@ -36,7 +28,7 @@ std::int64_t ParseTime(const std::string& s) {
 // The entry as an image: its config and manifest.
 std::pair<std::string, std::string> EntryImage(const CacheEntry& e) {
   image::ImageConfig c;
-  c.created = Rfc3339Now();
+  c.created = image::Rfc3339(std::time(nullptr));
   c.history = {{c.created, "slipway layer cache", "", "", e.empty}};
   if (!e.empty) c.diff_ids = {e.layer.diff_id};
   const std::string config = image::Serialize(image::ToJson(c));
@@ -81,11 +73,11 @@ class OciCache : public LayerCache {
       if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("creating " + d);
     }
     if (access((path_ + "/oci-layout").c_str(), F_OK) != 0) {
-      SLIPWAY_RETURN_IF_ERROR(Write(path_ + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+      SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(path_ + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
     }
     if (access((path_ + "/index.json").c_str(), F_OK) != 0) {
       image::Index empty;
-      SLIPWAY_RETURN_IF_ERROR(Write(path_ + "/index.json", image::Serialize(image::ToJson(empty))));
+      SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(path_ + "/index.json", image::Serialize(image::ToJson(empty))));
     }
     return Ok{};
   }
@@ -122,7 +114,9 @@ class OciCache : public LayerCache {
     SLIPWAY_RETURN_IF_ERROR(PutBlob(config));
     SLIPWAY_RETURN_IF_ERROR(PutBlob(manifest));
     // index.json: read, add (replacing the tag), write -- under a lock, renamed into place.
-    UniqueFd lock(open((path_ + "/index.json").c_str(), O_RDONLY | O_CLOEXEC));
+    // A lock file of its own: index.json is replaced by rename, so a lock on it would be taken on
+    // an inode the next writer never opens.
+    UniqueFd lock(open((path_ + "/.slipway-lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644));
     if (!lock.valid() || flock(lock.get(), LOCK_EX) != 0) return ErrnoError("locking " + path_);
     SLIPWAY_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path_ + "/index.json"));
     SLIPWAY_ASSIGN_OR_RETURN(image::Index index, image::IndexFromJson(text));
@@ -137,37 +131,21 @@ class OciCache : public LayerCache {
     md.size = static_cast<std::int64_t>(manifest.size());
     md.annotations[image::kRefNameAnnotation] = tag;
     index.manifests.push_back(md);
-    return Write(path_ + "/index.json", image::Serialize(image::ToJson(index)));
+    return WriteFileAtomic(path_ + "/index.json", image::Serialize(image::ToJson(index)));
   }
 
  private:
-  static Result<void> Write(const std::string& path, const std::string& bytes) {
-    const std::string tmp = path + ".tmp-" + std::to_string(getpid());
-    {
-      UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!fd.valid() ||
-          write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
-        unlink(tmp.c_str());
-        return ErrnoError("writing " + path);
-      }
-    }
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-      unlink(tmp.c_str());
-      return ErrnoError("renaming " + tmp);
-    }
-    return Ok{};
-  }
   Result<void> PutBlob(const std::string& bytes) {
     const std::string p = path_ + "/blobs/sha256/" + image::Sha256Digest(bytes).substr(7);
     if (access(p.c_str(), F_OK) == 0) return Ok{};
-    return Write(p, bytes);
+    return WriteFileAtomic(p, bytes);
   }
   Result<void> CopyBlob(const std::string& from, const std::string& digest) {
     const std::string p = path_ + "/blobs/sha256/" + digest.substr(7);
     if (access(p.c_str(), F_OK) == 0) return Ok{};
     SLIPWAY_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(from));
     if (image::Sha256Digest(bytes) != digest) return Error(from + " changed before caching", EIO);
-    return Write(p, bytes);
+    return WriteFileAtomic(p, bytes);
   }
 
   std::string path_;

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -78,6 +79,15 @@ json Set(const std::vector<std::string>& keys) {
 }
 
 }  // namespace
+
+std::string Rfc3339(std::int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 bool PlatformMatches(const std::optional<Platform>& p, const Platform& want) {
   if (!p) return true;

@@ -120,6 +120,9 @@ Result<Manifest> ManifestFromJson(const std::string& bytes);
 Result<Index> IndexFromJson(const std::string& bytes);
 Result<ImageConfig> ConfigFromJson(const std::string& bytes);
 
+// RFC 3339 UTC time of `seconds` since 1970 ("2026-11-23T04:16:00Z"), as configs carry it.
+std::string Rfc3339(std::int64_t seconds);
+
 // Whether a manifest for `p` (absent: any) serves `want` (a variant asked for must match).
 bool PlatformMatches(const std::optional<Platform>& p, const Platform& want);
 
