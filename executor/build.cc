@@ -149,13 +149,6 @@ dockerfile::Env EnvMap(const std::vector<std::string>& env) {
   return m;
 }
 
-std::string StripDigest(const std::string& ref) {
-  const std::string r = ref.substr(0, ref.find('@'));
-  const std::size_t slash = r.rfind('/');
-  const std::size_t colon = r.rfind(':');
-  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return r + ":latest";
-  return r;
-}
 
 // An output directory may be replaced when it is an OCI layout or an empty directory.
 Result<void> CheckReplaceable(const std::string& path) {
@@ -1305,9 +1298,8 @@ Result<void> Builder::Export(StageState& st) {
   out_->size = size;
   out_->layers = static_cast<int>(st.layers.size());
   std::string tag = "latest";
-  if (!r_.destinations.empty()) {
-    const std::string d = StripDigest(r_.destinations.front());
-    tag = d.substr(d.rfind(':') + 1);
+  if (!destinations_.empty() && !destinations_.front().tag.empty()) {
+    tag = destinations_.front().tag;
   }
   if (!r_.oci_layout_path.empty()) {
     const std::string& path = r_.oci_layout_path;
@@ -1349,7 +1341,9 @@ Result<void> Builder::Export(StageState& st) {
   if (!r_.tar_path.empty()) {
     std::vector<std::string> tars, tags;
     for (const Layer& l : st.layers) tars.push_back(l.tar_path);
-    for (const std::string& d : r_.destinations) tags.push_back(StripDigest(d));
+    for (const image::Reference& d : destinations_) {
+      if (!d.tag.empty()) tags.push_back(d.FamiliarName() + ":" + d.tag);
+    }
     SLIPWAY_RETURN_IF_ERROR(image::WriteDockerArchive(r_.tar_path, config_bytes, tars, tags));
     progress_.Output(step, "docker-archive written to " + r_.tar_path);
   }
@@ -1360,14 +1354,8 @@ Result<void> Builder::Export(StageState& st) {
   if (!r_.digest_file.empty()) SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(r_.digest_file, digest));
   if (!r_.image_name_with_digest_file.empty()) {
     std::string text;
-    for (const std::string& d : r_.destinations) {
-      std::string name = d.substr(0, d.find('@'));
-      const std::size_t slash = name.rfind('/');
-      const std::size_t colon = name.rfind(':');
-      if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-        name = name.substr(0, colon);
-      }
-      text += name + "@" + digest + "\n";
+    for (const image::Reference& d : destinations_) {
+      text += d.registry + "/" + d.repository + "@" + digest + "\n";
     }
     SLIPWAY_RETURN_IF_ERROR(WriteFileAtomic(r_.image_name_with_digest_file, text));
   }

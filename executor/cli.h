@@ -6,8 +6,8 @@
 //
 // Flags take `--flag=value` or `--flag value`; booleans also `--flag=true|false`; the short
 // forms -c, -f, -d exist as in kaniko. Repeatable: --build-arg, --label, --destination,
-// --ignore-path, --image-source, --secret. Registry flags (issue "registries") are recognised
-// and refused with a clear message while pushing and pulling are not implemented.
+// --ignore-path, --image-source, --secret, --insecure-registry, --registry-certificate,
+// --registry-mirror. Registry and layer-cache flags fill BuildRequest::registry and cache*.
 #ifndef SLIPWAY_EXECUTOR_CLI_H_
 #define SLIPWAY_EXECUTOR_CLI_H_
 

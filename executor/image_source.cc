@@ -10,6 +10,7 @@
 #include "base/unique_fd.h"
 #include "image/digest.h"
 #include "image/docker_archive.h"
+#include "image/reference.h"
 
 namespace slipway::executor {
 namespace {
@@ -29,19 +30,13 @@ std::string MediaTypeOf(const std::string& path) {
 }  // namespace
 
 std::string NormalizeReference(const std::string& ref) {
-  std::string r = ref;
-  for (const char* prefix : {"docker.io/library/", "index.docker.io/library/", "docker.io/",
-                             "index.docker.io/"}) {
-    if (r.rfind(prefix, 0) == 0) {
-      r = r.substr(std::string(prefix).size());
-      break;
-    }
-  }
-  if (r.find('@') != std::string::npos) return r;
-  const std::size_t slash = r.rfind('/');
-  const std::size_t colon = r.rfind(':');
-  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) r += ":latest";
-  return r;
+  // Docker's own rules (image/reference.h); a string that is no valid reference stays as written.
+  auto parsed = image::ParseReference(ref);
+  if (!parsed.ok()) return ref;
+  std::string out = parsed->FamiliarName();
+  if (!parsed->tag.empty()) out += ":" + parsed->tag;
+  if (!parsed->digest.empty()) out += "@" + parsed->digest;
+  return out;
 }
 
 image::Platform ParsePlatform(const std::string& text) {

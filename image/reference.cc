@@ -43,6 +43,11 @@ std::string Reference::ToString() const {
   return s;
 }
 
+std::string Reference::FamiliarName() const {
+  if (registry != "docker.io") return registry + "/" + repository;
+  return repository.rfind("library/", 0) == 0 ? repository.substr(8) : repository;
+}
+
 std::string Reference::ApiHost() const {
   return registry == "docker.io" ? "registry-1.docker.io" : registry;
 }

@@ -26,6 +26,9 @@ struct Reference {
   std::string Target() const { return digest.empty() ? tag : digest; }
   // registry/repository[:tag][@digest]
   std::string ToString() const;
+  // Docker's short form of the name: "busybox" for docker.io/library/busybox, "me/app" for
+  // docker.io/me/app, otherwise registry/repository (no tag or digest).
+  std::string FamiliarName() const;
   // The host to talk to: docker.io's API lives at registry-1.docker.io.
   std::string ApiHost() const;
 };

@@ -73,6 +73,9 @@ TEST_CASE("reference: Docker's parsing rules") {
   CHECK(Ref("localhost:5000/a/b").registry == "localhost:5000");
   CHECK(Ref("ghcr.io/x/y@sha256:" + std::string(64, 'a')).Target() == "sha256:" + std::string(64, 'a'));
   CHECK(Ref("ubuntu").ApiHost() == "registry-1.docker.io");
+  CHECK(Ref("docker.io/library/ubuntu:22.04").FamiliarName() == "ubuntu");
+  CHECK(Ref("me/app").FamiliarName() == "me/app");
+  CHECK(Ref("localhost:5000/a/b:1").FamiliarName() == "localhost:5000/a/b");
   for (const char* bad : {"", "UPPER/case", "a:b:c", "x@sha256:zz", "a/-b", "a:"}) {
     CHECK_MESSAGE(!ParseReference(bad).ok(), bad);
   }
