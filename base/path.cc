@@ -1,5 +1,6 @@
 #include "base/path.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace slipway {
@@ -30,6 +31,13 @@ std::string CleanPath(std::string_view path) {
     s.append(out[k]);
   }
   return s.empty() ? "." : s;
+}
+
+bool TreeLess(std::string_view a, std::string_view b) {
+  auto [ia, ib] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  if (ia == a.end() || ib == b.end()) return ia == a.end() && ib != b.end();
+  auto rank = [](char c) { return c == '/' ? 0 : static_cast<unsigned char>(c) + 1; };
+  return rank(*ia) < rank(*ib);
 }
 
 }  // namespace slipway

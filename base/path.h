@@ -11,6 +11,10 @@ namespace slipway {
 // "" -> ".".
 std::string CleanPath(std::string_view path);
 
+// Tree order: a directory's contents right after it, siblings by name (bytes). That is byte order
+// with '/' ranked below every other byte: "a" < "a/z" < "a-b" < "a0".
+bool TreeLess(std::string_view a, std::string_view b);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_BASE_PATH_H_

@@ -21,5 +21,17 @@ TEST_CASE("path: CleanPath is Go's path.Clean") {
   }
 }
 
+TEST_CASE("path: TreeLess puts a directory's contents right after it") {
+  CHECK(TreeLess("", "a"));
+  CHECK(TreeLess("a", "a/z"));
+  CHECK(TreeLess("a/z", "a-b"));  // byte order would put "a-b" first ('-' < '/')
+  CHECK(TreeLess("a-b", "a0"));
+  CHECK(TreeLess("a/b/c", "a/b-"));
+  CHECK(TreeLess("a/b", "a/b/c"));
+  CHECK_FALSE(TreeLess("a", "a"));
+  CHECK_FALSE(TreeLess("a-b", "a/z"));
+  CHECK_FALSE(TreeLess("a/z", "a"));
+}
+
 }  // namespace
 }  // namespace slipway

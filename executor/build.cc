@@ -211,6 +211,7 @@ struct StageState {
   dockerfile::Env args;  // ARG values in effect
   bool cmd_set = false;
   std::string cache_key;  // the chain of everything the stage's files came from so far
+  snapshot::WalkMemo walk_memo;  // plain mode, walk strategy: the tree as the last step left it
 };
 
 class Builder {
@@ -482,7 +483,7 @@ Result<std::string> Builder::BaseRoot(const std::vector<Layer>& layers, bool* ca
 
 Result<std::unique_ptr<snapshot::Snapshotter>> Builder::StartStep(StageState& st) {
   if (!st.lowers.empty()) return snapshot::StartLayeredSnapshot(st.lowers, NewScratch());
-  return snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode);
+  return snapshot::StartSnapshot(st.rootfs, NewScratch(), r_.snapshot_mode, &st.walk_memo);
 }
 
 Result<void> Builder::Committed(StageState& st) {

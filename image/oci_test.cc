@@ -65,10 +65,7 @@ Built BuildLayers(const std::string& rootfs, const std::string& dir) {
   UniqueFd root(open(rootfs.c_str(), O_RDONLY | O_DIRECTORY));
   auto scan = snapshot::Manifest::Scan(root.get());
   REQUIRE(scan.ok());
-  std::vector<snapshot::LayerEntry> all;
-  for (const auto& [p, m] : scan->entries()) {
-    if (!p.empty()) all.push_back({snapshot::LayerEntry::kPath, p});
-  }
+  std::vector<snapshot::LayerEntry> all = scan->AllPaths();
   Built b;
   b.layer_gz = dir + "/layer.tar.gz";
   b.layer_tar = dir + "/layer.tar";

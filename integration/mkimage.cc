@@ -67,10 +67,7 @@ int main(int argc, char** argv) {
   if (!root.valid()) return Fail("opening " + rootfs + ": " + std::strerror(errno));
   auto all = snapshot::Manifest::Scan(root.get());
   if (!all.ok()) return Fail(all.error().ToString());
-  std::vector<snapshot::LayerEntry> entries;
-  for (const auto& [p, m] : all->entries()) {
-    if (!p.empty()) entries.push_back({snapshot::LayerEntry::kPath, p});
-  }
+  std::vector<snapshot::LayerEntry> entries = all->AllPaths();
   char tmpl[] = "/tmp/mkimage-XXXXXX";
   if (!mkdtemp(tmpl)) return Fail("mkdtemp");
   const std::string tmp = tmpl;

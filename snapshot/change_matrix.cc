@@ -34,7 +34,7 @@ std::map<std::string, std::string> Describe(const std::string& root, bool with_t
                     std::to_string(meta.gid) +
                     (with_times ? " t=" + std::to_string(meta.mtime_ns / 1000000000) : "") +
                     " s=" + std::to_string(meta.size) + " r=" + std::to_string(meta.rdev);
-    const std::string full = root + "/" + path;
+    const std::string full = root + "/" + std::string(path);
     if (S_ISREG(meta.mode)) d += " c=" + ReadFile(full);
     if (S_ISLNK(meta.mode)) d += " l=" + fs::read_symlink(full).string();
     char names[1024];
@@ -47,7 +47,7 @@ std::map<std::string, std::string> Describe(const std::string& root, bool with_t
       ssize_t v = lgetxattr(full.c_str(), xn.c_str(), value, sizeof(value));
       d += " x:" + xn + "=" + std::string(value, v > 0 ? v : 0);
     }
-    out[path] = d;
+    out[std::string(path)] = d;
   }
   return out;
 }

@@ -20,23 +20,12 @@
 #include <thread>
 
 #include "base/in_root.h"
+#include "base/path.h"
 #include "base/unique_fd.h"
 #include "image/digest.h"
 
 namespace slipway::snapshot {
 namespace {
-
-std::vector<std::string> Components(const std::string& p) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i <= p.size()) {
-    std::size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
-    if (j > i) out.push_back(p.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
 
 // The name an entry has in the tar.
 std::string TarName(const LayerEntry& e) {
@@ -306,18 +295,28 @@ std::vector<std::pair<std::string, std::string>> Xattrs(int dir, const std::stri
 }  // namespace
 
 void SortLayerEntries(std::vector<LayerEntry>& entries) {
-  auto key = [](const LayerEntry& e) {
-    // Components of the tar name; within the last directory, whiteouts first.
-    std::vector<std::string> c = Components(TarName(e));
-    if (!c.empty()) {
-      const bool wh = c.back().rfind(".wh.", 0) == 0;
-      c.back() = std::string(1, wh ? '\x01' : '\x02') + c.back();
+  // The key of each entry, made once: its tar name in tree order, with the last component marked
+  // so that within a directory whiteouts come first.
+  std::vector<std::pair<std::string, std::size_t>> keyed;
+  keyed.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    std::string name = TarName(entries[i]);
+    const std::size_t slash = name.rfind('/');
+    const std::size_t last = slash == std::string::npos ? 0 : slash + 1;
+    const bool wh = name.compare(last, 4, ".wh.") == 0;
+    name.insert(last, 1, wh ? '\x01' : '\x02');
+    keyed.emplace_back(std::move(name), i);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return TreeLess(a.first, b.first); });
+  std::vector<LayerEntry> sorted;
+  sorted.reserve(entries.size());
+  for (const auto& k : keyed) {
+    if (sorted.empty() || !(sorted.back() == entries[k.second])) {
+      sorted.push_back(std::move(entries[k.second]));
     }
-    return c;
-  };
-  std::stable_sort(entries.begin(), entries.end(),
-                   [&](const LayerEntry& a, const LayerEntry& b) { return key(a) < key(b); });
-  entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+  }
+  entries = std::move(sorted);
 }
 
 Result<LayerBlob> WriteLayer(int root_fd, std::vector<LayerEntry> entries, int out_fd,

@@ -1,6 +1,7 @@
 #include "snapshot/snapshotter.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,26 +17,39 @@ namespace {
 
 class WalkSnapshotter : public Snapshotter {
  public:
-  static Result<std::unique_ptr<Snapshotter>> Start(const std::string& rootfs) {
-    auto s = std::unique_ptr<WalkSnapshotter>(new WalkSnapshotter(rootfs));
+  static Result<std::unique_ptr<Snapshotter>> Start(const std::string& rootfs, WalkMemo* memo) {
+    auto s = std::unique_ptr<WalkSnapshotter>(new WalkSnapshotter(rootfs, memo));
     s->fd_.Reset(open(rootfs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!s->fd_.valid()) return ErrnoError("opening " + rootfs);
-    SLIPWAY_ASSIGN_OR_RETURN(s->before_, Manifest::Scan(s->fd_.get()));
+    // The last step's "after" is this step's "before", if the root is still the one it saw.
+    struct stat st;
+    if (memo && memo->last && fstat(s->fd_.get(), &st) == 0 &&
+        st.st_ino == memo->last->entries().front().meta.ino &&
+        st.st_dev == memo->last->entries().front().meta.dev) {
+      s->before_ = std::move(memo->last);
+    } else {
+      SLIPWAY_ASSIGN_OR_RETURN(s->before_, Manifest::Scan(s->fd_.get()));
+    }
+    if (memo) memo->last.reset();
     return std::unique_ptr<Snapshotter>(std::move(s));
   }
   Strategy strategy() const override { return Strategy::kWalk; }
   const std::string& root() const override { return rootfs_; }
   Result<std::vector<LayerEntry>> Changes() override {
-    SLIPWAY_ASSIGN_OR_RETURN(Manifest after, Manifest::Scan(fd_.get()));
-    return Diff(*before_, after);
+    SLIPWAY_ASSIGN_OR_RETURN(after_, Manifest::Scan(fd_.get()));
+    return Diff(*before_, *after_);
   }
-  Result<void> Commit(const std::string&) override { return Ok{}; }  // changed in place
+  Result<void> Commit(const std::string&) override {  // changed in place
+    if (memo_ && after_) memo_->last = std::move(after_);
+    return Ok{};
+  }
 
  private:
-  explicit WalkSnapshotter(std::string rootfs) : rootfs_(std::move(rootfs)) {}
+  WalkSnapshotter(std::string rootfs, WalkMemo* memo) : rootfs_(std::move(rootfs)), memo_(memo) {}
   std::string rootfs_;
+  WalkMemo* memo_;
   UniqueFd fd_;
-  std::optional<Manifest> before_;
+  std::optional<Manifest> before_, after_;
 };
 
 class OverlaySnapshotter : public Snapshotter {
@@ -91,15 +105,16 @@ Result<std::unique_ptr<Snapshotter>> StartLayeredSnapshot(const std::vector<std:
 }
 
 Result<std::unique_ptr<Snapshotter>> StartSnapshot(const std::string& rootfs,
-                                                   const std::string& scratch, Strategy strategy) {
-  if (strategy == Strategy::kWalk) return WalkSnapshotter::Start(rootfs);
+                                                   const std::string& scratch, Strategy strategy,
+                                                   WalkMemo* memo) {
+  if (strategy == Strategy::kWalk) return WalkSnapshotter::Start(rootfs, memo);
   auto s = OverlaySession::Mount(rootfs, scratch);
   if (s.ok()) {
     return std::unique_ptr<Snapshotter>(new OverlaySnapshotter(rootfs, std::move(s).value()));
   }
   const int e = s.error().errno_value();
   if (strategy == Strategy::kAuto && (e == EPERM || e == ENODEV || e == EINVAL || e == EACCES)) {
-    return WalkSnapshotter::Start(rootfs);
+    return WalkSnapshotter::Start(rootfs, memo);
   }
   return std::move(s).error();
 }

@@ -13,11 +13,13 @@
 #define SLIPWAY_SNAPSHOT_SNAPSHOTTER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "snapshot/layer_writer.h"
+#include "snapshot/walk.h"
 
 namespace slipway::snapshot {
 
@@ -35,9 +37,18 @@ class Snapshotter {
   virtual Result<void> Commit(const std::string& layer_file) = 0;
 };
 
+// What the walk strategy saw of a rootfs after the last committed step, so that the next step
+// starts from it instead of walking the tree again. The caller keeps one per rootfs and must
+// clear it (`last.reset()`) whenever it changes that tree other than through a Snapshotter.
+struct WalkMemo {
+  std::optional<Manifest> last;
+};
+
+// `memo` (may be null): used and refilled by the walk strategy.
 Result<std::unique_ptr<Snapshotter>> StartSnapshot(const std::string& rootfs,
                                                    const std::string& scratch,
-                                                   Strategy strategy = Strategy::kAuto);
+                                                   Strategy strategy = Strategy::kAuto,
+                                                   WalkMemo* memo = nullptr);
 
 // A stage kept as an overlay-format upper directory (`lowers[0]`) over read-only lowers (cached
 // base images, parent stages): the step runs on an overlay of all of them, and Commit moves its

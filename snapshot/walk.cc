@@ -1,5 +1,6 @@
 #include "snapshot/walk.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,23 +8,32 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
-#include "base/fs.h"
 #include "base/unique_fd.h"
 
 namespace slipway::snapshot {
 namespace {
 
-std::string Join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
+constexpr int kMaxDepth = 4096;
+
+std::string Join(std::string_view dir, std::string_view name) {
+  std::string p;
+  p.reserve(dir.size() + 1 + name.size());
+  p.append(dir);
+  if (!dir.empty()) p += '/';
+  p.append(name);
+  return p;
 }
 
-std::string Parent(const std::string& p) {
+std::string_view Parent(std::string_view p) {
   std::size_t s = p.rfind('/');
-  return s == std::string::npos ? "" : p.substr(0, s);
+  return s == std::string_view::npos ? std::string_view() : p.substr(0, s);
 }
 
 FileMeta MetaOf(const struct stat& st) {
@@ -40,46 +50,126 @@ FileMeta MetaOf(const struct stat& st) {
   return m;
 }
 
-Result<void> ScanDir(int dir_fd, const std::string& rel,
-                     const std::function<bool(const std::string&)>& skip,
-                     std::vector<Manifest::Entry>& out, int depth) {
-  if (depth > 4096) return Error("directory tree deeper than 4096 levels at " + rel, ELOOP);
-  auto listed = ListDirectory(dir_fd);
-  if (!listed.ok()) return std::move(listed.error().AddContext(rel.empty() ? "/" : rel));
-  const std::vector<std::string>& names = *listed;
-  for (const std::string& n : names) {
-    const std::string path = Join(rel, n);
-    if (skip && skip(path)) continue;
-    struct stat st;
-    if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      return ErrnoError("inspecting " + path);
-    }
-    out.emplace_back(path, MetaOf(st));
-    if (S_ISDIR(st.st_mode)) {
-      UniqueFd sub(openat(dir_fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!sub.valid()) return ErrnoError("opening " + path);
-      SLIPWAY_RETURN_IF_ERROR(ScanDir(sub.get(), path, skip, out, depth + 1));
-    }
-  }
-  return Ok{};
-}
+// The scanned tree: one node per directory, its children sorted by name.
+struct Node;
+struct Child {
+  std::string name;
+  FileMeta meta;
+  std::unique_ptr<Node> dir;  // set for directories
+};
+struct Node {
+  std::vector<Child> children;
+};
 
-// The entries of the root directory itself (not descending).
-Result<void> ScanDirShallow(int dir_fd, const std::function<bool(const std::string&)>& skip,
-                            std::vector<Manifest::Entry>& out) {
-  SLIPWAY_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir_fd));
-  for (const std::string& n : names) {
-    if (skip && skip(n)) continue;
-    struct stat st;
-    if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      return ErrnoError("inspecting " + n);
-    }
-    out.emplace_back(n, MetaOf(st));
+// One directory to read: opened from its parent's fd when a worker takes it, so that only the
+// directories with children still queued hold an fd.
+struct Task {
+  std::shared_ptr<UniqueFd> parent;  // null for the root
+  const std::string* name = nullptr;
+  Node* node = nullptr;
+  std::string path;  // for messages
+  int depth = 0;
+};
+
+class Walker {
+ public:
+  Walker(int root_fd, unsigned threads) : root_fd_(root_fd), threads_(threads) {}
+
+  Result<void> Run(Node* root) {
+    stack_.push_back(Task{nullptr, nullptr, root, "", 0});
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads_; ++t) pool.emplace_back([this] { Work(); });
+    Work();
+    for (auto& th : pool) th.join();
+    if (error_) return std::move(*error_);
+    return Ok{};
   }
-  return Ok{};
-}
+  std::size_t entries() const { return entries_.load(); }
+
+ private:
+  void Work() {
+    std::vector<char> buf(64 << 10);
+    for (;;) {
+      Task t;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return !stack_.empty() || busy_ == 0 || error_; });
+        if (error_ || stack_.empty()) return;  // failed, or nothing queued and nobody busy
+        t = std::move(stack_.back());
+        stack_.pop_back();
+        ++busy_;
+      }
+      std::vector<Task> more;
+      auto r = ReadDir(t, buf, more);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        --busy_;
+        if (!r.ok() && !error_) error_ = std::move(r).error();
+        for (auto it = more.rbegin(); it != more.rend(); ++it) stack_.push_back(std::move(*it));
+      }
+      cv_.notify_all();
+    }
+  }
+
+  Result<void> ReadDir(Task& t, std::vector<char>& buf, std::vector<Task>& more) {
+    const std::string shown = t.path.empty() ? "/" : t.path;
+    if (t.depth > kMaxDepth) {
+      return Error("directory tree deeper than " + std::to_string(kMaxDepth) + " levels at " +
+                       shown,
+                   ELOOP);
+    }
+    auto fd = std::make_shared<UniqueFd>(
+        t.parent ? openat(t.parent->get(), t.name->c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                 : openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // own offset
+    t.parent.reset();
+    if (!fd->valid()) return ErrnoError("opening " + shown);
+    std::vector<Child>& children = t.node->children;
+    for (;;) {
+      const ssize_t n = getdents64(fd->get(), buf.data(), buf.size());
+      if (n < 0) return ErrnoError("listing " + shown);
+      if (n == 0) break;
+      for (ssize_t off = 0; off < n;) {
+        const auto* d = reinterpret_cast<const struct dirent64*>(buf.data() + off);
+        off += d->d_reclen;
+        const char* nm = d->d_name;
+        if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+        children.push_back(Child{nm, {}, nullptr});
+      }
+    }
+    std::sort(children.begin(), children.end(),
+              [](const Child& a, const Child& b) { return a.name < b.name; });
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      Child& c = children[i];
+      struct stat st;
+      if (fstatat(fd->get(), c.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // gone since it was listed
+        return ErrnoError("inspecting " + Join(t.path, c.name));
+      }
+      c.meta = MetaOf(st);
+      if (kept != i) children[kept] = std::move(c);
+      ++kept;
+    }
+    children.resize(kept);
+    entries_ += kept;
+    for (Child& c : children) {
+      if (!S_ISDIR(c.meta.mode)) continue;
+      c.dir = std::make_unique<Node>();
+      more.push_back(Task{fd, &c.name, c.dir.get(), Join(t.path, c.name), t.depth + 1});
+    }
+    return Ok{};
+  }
+
+  const int root_fd_;
+  const unsigned threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Task> stack_;
+  int busy_ = 0;
+  std::optional<Error> error_;
+  std::atomic<std::size_t> entries_{0};
+};
 
 bool SameType(const FileMeta& a, const FileMeta& b) {
   return (a.mode & S_IFMT) == (b.mode & S_IFMT);
@@ -87,58 +177,56 @@ bool SameType(const FileMeta& a, const FileMeta& b) {
 
 }  // namespace
 
-const FileMeta* Manifest::Find(const std::string& path) const {
+const FileMeta* Manifest::Find(std::string_view path) const {
   auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
-                             [](const Entry& e, const std::string& p) { return e.first < p; });
-  return it != entries_.end() && it->first == path ? &it->second : nullptr;
+                             [](const Entry& e, std::string_view p) { return TreeLess(e.path, p); });
+  return it != entries_.end() && it->path == path ? &it->meta : nullptr;
 }
 
-Result<Manifest> Manifest::Scan(int root_fd, const std::function<bool(const std::string&)>& skip) {
-  Manifest m;
+std::vector<LayerEntry> Manifest::AllPaths() const {
+  std::vector<LayerEntry> all;
+  all.reserve(entries_.size());
+  for (const Entry& e : entries_) {
+    if (!e.path.empty()) all.push_back({LayerEntry::kPath, std::string(e.path)});
+  }
+  return all;
+}
+
+Result<Manifest> Manifest::Scan(int root_fd, unsigned threads) {
   struct stat st;
   if (fstat(root_fd, &st) != 0) return ErrnoError("inspecting the root");
-  m.entries_.emplace_back("", MetaOf(st));
-  // The root's own entries here; its subdirectories on worker threads, one subtree at a time.
-  std::vector<Entry> top;
-  SLIPWAY_RETURN_IF_ERROR(ScanDirShallow(root_fd, skip, top));
-  std::vector<std::size_t> dirs;
-  for (std::size_t i = 0; i < top.size(); ++i) {
-    if (S_ISDIR(top[i].second.mode)) dirs.push_back(i);
-  }
-  const unsigned threads = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(),
-                                                           static_cast<unsigned>(dirs.size())));
-  std::vector<std::vector<Entry>> found(threads);
-  std::vector<std::optional<Error>> errors(threads);
-  std::atomic<std::size_t> next{0};
-  auto work = [&](unsigned t) {
-    for (std::size_t k; (k = next.fetch_add(1)) < dirs.size();) {
-      const std::string& name = top[dirs[k]].first;
-      UniqueFd sub(openat(root_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      auto r = sub.valid() ? ScanDir(sub.get(), name, skip, found[t], 1)
-                           : Result<void>(ErrnoError("opening " + name));
-      if (!r.ok()) {
-        errors[t] = std::move(r).error();
-        return;
+  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
+  Node root;
+  Walker walker(root_fd, threads);
+  SLIPWAY_RETURN_IF_ERROR(walker.Run(&root));
+
+  // Read the tree back in order; the paths go into arena chunks that never move.
+  Manifest m;
+  m.entries_.reserve(walker.entries() + 1);
+  m.entries_.push_back(Entry{std::string_view(), MetaOf(st)});
+  constexpr std::size_t kChunk = 256 << 10;
+  char* free_at = nullptr;
+  std::size_t free_left = 0;
+  std::string path;
+  auto emit = [&](auto& self, const Node& node) -> void {
+    for (const Child& c : node.children) {
+      const std::size_t len = path.size();
+      if (len) path += '/';
+      path += c.name;
+      if (free_left < path.size()) {
+        free_left = std::max(kChunk, path.size());
+        m.arena_.push_back(std::make_unique<char[]>(free_left));
+        free_at = m.arena_.back().get();
       }
+      std::memcpy(free_at, path.data(), path.size());
+      m.entries_.push_back(Entry{std::string_view(free_at, path.size()), c.meta});
+      free_at += path.size();
+      free_left -= path.size();
+      if (c.dir) self(self, *c.dir);
+      path.resize(len);
     }
   };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
-  for (auto& e : errors) {
-    if (e) return std::move(*e);
-  }
-  std::size_t total = m.entries_.size() + top.size();
-  for (const auto& f : found) total += f.size();
-  m.entries_.reserve(total);
-  for (auto& e : top) m.entries_.push_back(std::move(e));
-  for (auto& f : found) {
-    for (auto& e : f) m.entries_.push_back(std::move(e));
-    std::vector<Entry>().swap(f);  // give the memory back before the next one is moved
-  }
-  std::sort(m.entries_.begin(), m.entries_.end(),
-            [](const Entry& a, const Entry& b) { return a.first < b.first; });
+  emit(emit, root);
   return m;
 }
 
@@ -148,61 +236,61 @@ std::vector<LayerEntry> Diff(const Manifest& before, const Manifest& after) {
   std::set<std::string> add;       // paths written from the filesystem
   std::set<std::string> opaque;    // directories deleted and made again
   std::set<std::string> replaced;  // paths whose old subtree is gone (type change or opaque)
-  std::vector<const std::string*> deleted;
-  // Both are sorted by path: one merge pass finds new, changed and deleted paths.
+  std::vector<std::string_view> deleted;
+  // Both are in tree order: one merge pass finds new, changed and deleted paths.
   std::size_t i = 0, j = 0;
   while (i < a.size() || j < b.size()) {
-    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
-      if (!a[i].first.empty()) add.insert(a[i].first);
+    if (j == b.size() || (i < a.size() && TreeLess(a[i].path, b[j].path))) {
+      if (!a[i].path.empty()) add.emplace(a[i].path);
       ++i;
       continue;
     }
-    if (i == a.size() || b[j].first < a[i].first) {
-      if (!b[j].first.empty()) deleted.push_back(&b[j].first);
+    if (i == a.size() || TreeLess(b[j].path, a[i].path)) {
+      if (!b[j].path.empty()) deleted.push_back(b[j].path);
       ++j;
       continue;
     }
-    const std::string& path = a[i].first;
-    const FileMeta& meta = a[i].second;
-    const FileMeta& old = b[j].second;
+    const std::string_view path = a[i].path;
+    const FileMeta& meta = a[i].meta;
+    const FileMeta& old = b[j].meta;
     ++i;
     ++j;
     if (path.empty()) continue;
     if (!SameType(old, meta)) {
-      add.insert(path);
-      if (S_ISDIR(old.mode)) replaced.insert(path);
+      add.emplace(path);
+      if (S_ISDIR(old.mode)) replaced.emplace(path);
     } else if (S_ISDIR(meta.mode) && (old.ino != meta.ino || old.dev != meta.dev)) {
-      add.insert(path);
-      opaque.insert(path);
-      replaced.insert(path);
+      add.emplace(path);
+      opaque.emplace(path);
+      replaced.emplace(path);
     } else if (!(old == meta)) {
-      add.insert(path);
+      add.emplace(path);
     }
   }
   // Parents of everything written come first, as directories of the layer.
   std::set<std::string> parents;
   for (const std::string& p : add) {
-    for (std::string q = Parent(p); !q.empty(); q = Parent(q)) {
-      if (!parents.insert(q).second) break;
+    for (std::string_view q = Parent(p); !q.empty(); q = Parent(q)) {
+      if (!parents.emplace(q).second) break;
     }
   }
-  for (const std::string& p : parents) add.insert(p);
+  add.merge(parents);
 
-  auto under_replaced = [&](const std::string& p) {
-    for (std::string q = Parent(p); !q.empty(); q = Parent(q)) {
-      if (replaced.count(q)) return true;
+  auto under_replaced = [&](std::string_view p) {
+    for (std::string_view q = Parent(p); !q.empty(); q = Parent(q)) {
+      if (replaced.count(std::string(q))) return true;
       const FileMeta* m = after.Find(q);
       if (m && !S_ISDIR(m->mode)) return true;  // the parent is no longer a directory
     }
     return false;
   };
   std::vector<LayerEntry> out;
-  for (const std::string* path : deleted) {
+  for (std::string_view path : deleted) {
     // Only the topmost deleted path needs a whiteout; nothing under a replaced directory does.
-    const std::string parent = Parent(*path);
+    const std::string_view parent = Parent(path);
     if (!parent.empty() && !after.Find(parent)) continue;
-    if (under_replaced(*path)) continue;
-    out.push_back({LayerEntry::kWhiteout, *path});
+    if (under_replaced(path)) continue;
+    out.push_back({LayerEntry::kWhiteout, std::string(path)});
   }
   for (const std::string& p : opaque) out.push_back({LayerEntry::kOpaque, p});
   for (const std::string& p : add) out.push_back({LayerEntry::kPath, p});

@@ -87,10 +87,7 @@ TEST_CASE("walk: the same tree gives byte-identical layers, and clamping applies
   UniqueFd fd(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
   auto all = Manifest::Scan(fd.get());
   REQUIRE(all.ok());
-  std::vector<LayerEntry> everything;
-  for (const auto& [p, m] : all->entries()) {
-    if (!p.empty()) everything.push_back({LayerEntry::kPath, p});
-  }
+  std::vector<LayerEntry> everything = all->AllPaths();
   auto write = [&](const LayerOptions& o) {
     const std::string path = tmp.Join("l");
     UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
@@ -151,6 +148,87 @@ TEST_CASE("walk: the same tree gives byte-identical layers, and clamping applies
                                                                     : pbytes4;
     CHECK(ReadFile(out_path) == expected);
   }
+}
+
+TEST_CASE("walk: entries come in tree order, and Find uses it") {
+  slipway::testing::TempDir tmp;
+  const std::string tree = tmp.Join("tree");
+  for (const char* p : {"a/z", "a-b/x", "a0", "b/c/d/e", "b.txt", "b/c-d"}) WriteFile(tree + "/" + p, p);
+  REQUIRE(symlink("a", (tree + "/link").c_str()) == 0);
+  UniqueFd fd(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
+  auto m = Manifest::Scan(fd.get());
+  REQUIRE(m.ok());
+  std::string order;
+  for (const auto& e : m->entries()) order += std::string(e.path) + " ";
+  CHECK(order == " a a/z a-b a-b/x a0 b b/c b/c/d b/c/d/e b/c-d b.txt link ");
+  REQUIRE(m->Find("b/c/d/e") != nullptr);
+  CHECK(S_ISREG(m->Find("b/c/d/e")->mode));
+  CHECK(S_ISLNK(m->Find("link")->mode));  // not followed
+  CHECK(m->Find("link/z") == nullptr);
+  CHECK(m->Find("b/c/d/f") == nullptr);
+  CHECK(m->Find("") == &m->entries().front().meta);
+  CHECK(m->AllPaths().size() == m->entries().size() - 1);
+}
+
+TEST_CASE("walk: one thread or many give the same manifest") {
+  slipway::testing::TempDir tmp;
+  const std::string tree = tmp.Join("tree");
+  // Lopsided on purpose: one deep, wide subtree (like /usr) next to small ones.
+  for (int i = 0; i < 40; ++i) {
+    for (int j = 0; j < 10; ++j) {
+      WriteFile(tree + "/usr/d" + std::to_string(i) + "/s" + std::to_string(j % 3) + "/f" +
+                    std::to_string(j),
+                "x");
+    }
+  }
+  WriteFile(tree + "/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+  UniqueFd fd(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
+  auto flat = [](const Manifest& m) {
+    std::vector<std::pair<std::string, FileMeta>> v;
+    for (const auto& e : m.entries()) v.emplace_back(std::string(e.path), e.meta);
+    return v;
+  };
+  auto one = Manifest::Scan(fd.get(), 1);
+  REQUIRE(one.ok());
+  CHECK(one->entries().size() == 1 + 1 + 40 * (1 + 3 + 10) + 2);
+  for (unsigned threads : {2u, 7u, 16u}) {
+    CAPTURE(threads);
+    auto many = Manifest::Scan(fd.get(), threads);
+    REQUIRE(many.ok());
+    CHECK(flat(*many) == flat(*one));
+  }
+}
+
+TEST_CASE("walk: errors name the directory, and nothing is returned") {
+  slipway::testing::TempDir tmp;
+  const std::string tree = tmp.Join("tree");
+  // Deeper than the walk goes: made with *at calls, so no path gets long.
+  MakeDirs(tree);
+  UniqueFd cur(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
+  for (int i = 0; i < 4098; ++i) {
+    REQUIRE(mkdirat(cur.get(), "d", 0755) == 0);
+    cur = UniqueFd(openat(cur.get(), "d", O_RDONLY | O_DIRECTORY));
+    REQUIRE(cur.valid());
+  }
+  UniqueFd fd(open(tree.c_str(), O_RDONLY | O_DIRECTORY));
+  auto deep = Manifest::Scan(fd.get());
+  REQUIRE_FALSE(deep.ok());
+  CHECK(deep.error().errno_value() == ELOOP);
+  CHECK(deep.error().message().find("directory tree deeper than 4096 levels at d/d/d/") == 0);
+  // Taken apart from the top (paths this deep are too long for the usual removal).
+  for (int i = 1; i < 4098; ++i) {
+    REQUIRE(renameat(fd.get(), "d/d", fd.get(), "up") == 0);
+    REQUIRE(unlinkat(fd.get(), "d", AT_REMOVEDIR) == 0);
+    REQUIRE(renameat(fd.get(), "up", fd.get(), "d") == 0);
+  }
+  REQUIRE(unlinkat(fd.get(), "d", AT_REMOVEDIR) == 0);
+  // Not a directory at all.
+  WriteFile(tmp.Join("file"), "x");
+  UniqueFd file(open(tmp.Join("file").c_str(), O_RDONLY));
+  auto notdir = Manifest::Scan(file.get());
+  REQUIRE_FALSE(notdir.ok());
+  CHECK(notdir.error().message().find("/") != std::string::npos);
+  CHECK(notdir.error().errno_value() == ENOTDIR);
 }
 
 TEST_CASE("walk: a regular file named .wh.* cannot be stored") {
