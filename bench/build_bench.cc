@@ -8,7 +8,7 @@
 //               a tarball, a deletion, a user, a checksum).
 // For each, alternately and `rounds` times: Slipway cold (a new --cache-dir: the base is unpacked
 // from its OCI layout), Slipway warm (again, with the base already unpacked in that cache; with
-// and without writing an OCI layout), then `buildah build --isolation chroot` with overlay storage and with vfs
+// and without writing an OCI layout), Slipway cold with --snapshot-mode walk (no overlayfs), then `buildah build --isolation chroot` with overlay storage and with vfs
 // storage, each with a fresh storage root (cold: the base is pulled from the same OCI layout
 // into the store first -- that pull is buildah's unpack -- and timed separately).
 // Prints the median wall time of each, Slipway's phases (unpack, each step's run / snapshot /
@@ -176,18 +176,24 @@ int main(int argc, char** argv) {
     if (std::string(c.name) == "tenstep") MakeTenStepContext(ctx);
     std::vector<double> warm, warm_out;
     std::vector<double> sl, bo_pull, bo_build, bv_pull, bv_build;
-    std::vector<long> sl_rss, bo_rss, bv_rss;
-    Phases phases;
+    std::vector<double> walk;
+    std::vector<long> sl_rss, bo_rss, bv_rss, walk_rss;
+    Phases phases, walk_phases;
     for (int r = 0; r < rounds; ++r) {
       const std::string work = tmp.Join("work");
       std::filesystem::create_directories(work);
       const std::string out = tmp.Join("out-" + std::to_string(r));
       const std::string cache = tmp.Join("cache-" + std::to_string(r));  // cold: a new cache
-      auto slipway = [&](bool output) {
+      auto slipway = [&](bool output, bool walk = false) {
         std::vector<std::string> a = {slipway_bin, "-c", ctx, "--image-source",
                                       "ubuntu:latest=oci-layout:" + debian + ":bookworm",
-                                      "--no-push", "--work-dir", work, "--cache-dir", cache,
+                                      "--no-push", "--work-dir", work, "--cache-dir",
+                                      walk ? cache + "-walk" : cache,
                                       "--log-format", "json", "--verbosity", "debug"};
+        if (walk) {
+          a.push_back("--snapshot-mode");
+          a.push_back("walk");
+        }
         if (output) {
           a.push_back("--oci-layout-path");
           a.push_back(out);
@@ -214,6 +220,18 @@ int main(int argc, char** argv) {
       warm_out.push_back(wo.seconds);
       std::filesystem::remove_all(out);
       std::filesystem::remove_all(cache);
+      // Without overlayfs (an unprivileged pod): the base unpacked into a plain directory, each
+      // step found by the metadata walk.
+      Timed k = slipway(true, true);
+      if (k.exit_code != 0) {
+        std::fprintf(stderr, "slipway --snapshot-mode walk failed:\n%s\n", k.err.c_str());
+        return 1;
+      }
+      walk.push_back(k.seconds);
+      walk_rss.push_back(k.max_rss_kib);
+      ParsePhases(k.err, &walk_phases);
+      std::filesystem::remove_all(out);
+      std::filesystem::remove_all(cache + "-walk");
       if (!have_buildah) continue;
       for (const char* driver : {"overlay", "vfs"}) {
         const std::string store = tmp.Join(std::string("store-") + driver);
@@ -281,6 +299,12 @@ int main(int argc, char** argv) {
                 "%.3f s%s\n",
                 Median(warm), Median(warm_out),
                 std::string(c.name) == "groups" ? "  (goal <= 0.3 s)" : "");
+    std::printf("Slipway without overlayfs (--snapshot-mode walk), cold: %.3f s   peak RSS %6ld KiB;"
+                " its phases:\n",
+                Median(walk), max_rss(walk_rss));
+    for (const std::string& k : walk_phases.order) {
+      std::printf("  %-72s %8.3f s\n", k.c_str(), Median(walk_phases.by_name[k]));
+    }
     if (have_buildah) {
       const double bo = Median(bo_pull) + Median(bo_build), bv = Median(bv_pull) + Median(bv_build);
       std::printf("buildah overlay: pull %6.3f + build %6.3f = %8.3f s   peak RSS %6ld KiB\n",
@@ -292,6 +316,8 @@ int main(int argc, char** argv) {
       std::printf("ratio Slipway / buildah-overlay build only:            %.2fx\n",
                   s_med / Median(bo_build));
       std::printf("ratio Slipway / buildah-vfs (cold, pull included):     %.2fx\n", s_med / bv);
+      std::printf("ratio Slipway walk / buildah-vfs (neither uses overlayfs): %.2fx\n",
+                  Median(walk) / bv);
     }
   }
   return 0;
