@@ -37,6 +37,7 @@ namespace slipway::executor {
 
 struct BuildRequest {
   std::string context = "dir://.";
+  std::string context_sub_path;  // "": the whole context
   std::string dockerfile = "Dockerfile";
   std::map<std::string, std::string> build_args;
   std::string target;

@@ -125,6 +125,59 @@ TEST_CASE("slipway: usage errors exit 2, build errors 1, and nothing is left beh
   CHECK(testing::ReadFile(file) == "precious");
 }
 
+TEST_CASE("slipway: --context-sub-path builds one directory of the context, never outside it") {
+  Env env;
+  const std::string ctx = env.tmp.Join("monorepo");
+  WriteFile(ctx + "/Dockerfile", "FROM busybox\nRUN echo the top-level Dockerfile; false\n");
+  WriteFile(ctx + "/top.txt", "not part of the sub context\n");
+  WriteFile(ctx + "/services/api/Dockerfile",
+            "FROM busybox\nCOPY . /app\nRUN cat /app/api.txt && ls -A /app | tr '\\n' ' '\n");
+  WriteFile(ctx + "/services/api/api.txt", "api here\n");
+  WriteFile(ctx + "/services/api/secret.txt", "ignored\n");
+  WriteFile(ctx + "/services/api/.dockerignore", "secret.txt\n");
+  std::filesystem::create_symlink("/services/api", ctx + "/link");  // absolute: inside the context
+  std::filesystem::create_symlink("/etc", ctx + "/escape");         // the host's /etc: not followed
+  const std::string tarball = env.tmp.Join("monorepo.tar.gz");
+  REQUIRE(Run({"/bin/tar", "-C", ctx, "-czf", tarball, "."}).exit_code == 0);
+  int n = 0;
+  auto build = [&](const std::string& context, const std::string& sub) {
+    const std::string work = env.tmp.Join("subwork-" + std::to_string(n++));
+    std::filesystem::create_directories(work);
+    auto r = Run({Runfile("executor/slipway"), "-c", context, "--context-sub-path", sub,
+                  "--image-source", "busybox=oci-layout:" + env.layout, "--work-dir", work,
+                  "--cache-dir", env.tmp.Join("cache"), "--no-push"});
+    CHECK_MESSAGE(std::filesystem::is_empty(work), "the work directory was left behind");
+    return r;
+  };
+  for (const auto& [context, sub] : {std::pair<std::string, std::string>{"dir://" + ctx, "services/api"},
+                                     {"tar://" + tarball, "services/api/"},
+                                     {"tar://" + tarball, "link"}}) {
+    CAPTURE(context);
+    CAPTURE(sub);
+    auto r = build(context, sub);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("api here") != std::string::npos);
+    CHECK(r.err.find(".dockerignore Dockerfile api.txt") != std::string::npos);  // no secret.txt
+    CHECK(r.err.find("top-level") == std::string::npos);
+  }
+  auto up = build("dir://" + ctx + "/services", "../..");
+  CHECK(up.exit_code == 1);
+  CHECK(up.err.find("--context-sub-path ../..: leads out of the context") != std::string::npos);
+  auto escape = build("tar://" + tarball, "escape");
+  CHECK(escape.exit_code == 1);
+  CHECK(escape.err.find("--context-sub-path escape: not a directory in the context") !=
+        std::string::npos);
+  auto missing = build("dir://" + ctx, "services/web");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("--context-sub-path services/web: not a directory in the context: No "
+                         "such file or directory") != std::string::npos);
+  auto file = build("dir://" + ctx, "top.txt");
+  CHECK(file.exit_code == 1);
+  CHECK(file.err.find("--context-sub-path top.txt: not a directory in the context") !=
+        std::string::npos);
+}
+
 TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans up") {
   Env env;
   const std::string ctx = env.tmp.Join("sig-ctx"), work = env.tmp.Join("sig-work");

@@ -42,6 +42,7 @@ CAP_SYS_CHROOT in its user namespace).
 Inputs
   -c, --context URL             the build context: dir://PATH, a plain PATH, tar://PATH (plain or
                                 compressed) or tar://stdin (default dir://.)
+      --context-sub-path DIR    build with this directory of the context as the context
   -f, --dockerfile PATH         the Dockerfile, relative to the context or absolute
                                 (default Dockerfile); <Dockerfile>.dockerignore or the context's
                                 .dockerignore is honoured
@@ -163,7 +164,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       }
     }
     static const std::set<std::string> kValued = {
-        "context", "dockerfile", "build-arg", "target", "label", "custom-platform",
+        "context", "context-sub-path", "dockerfile", "build-arg", "target", "label", "custom-platform",
         "ignore-path", "image-source", "config", "secret", "destination", "tar-path",
         "oci-layout-path", "digest-file", "image-name-with-digest-file", "snapshot-mode",
         "compression", "compression-level", "seccomp-profile", "work-dir", "cache-dir",
@@ -188,6 +189,8 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       out->version = on;
     } else if (name == "context") {
       r.context = value;
+    } else if (name == "context-sub-path") {
+      r.context_sub_path = value;
     } else if (name == "dockerfile") {
       r.dockerfile = value;
     } else if (name == "build-arg") {

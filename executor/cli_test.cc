@@ -31,7 +31,8 @@ std::string ParseError(std::vector<const char*> args) {
 }
 
 TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
-  auto o = Parse({"-c", "dir:///src", "--dockerfile=build/Dockerfile", "-d", "reg/app:1",
+  auto o = Parse({"-c", "dir:///src", "--context-sub-path", "services/api",
+                  "--dockerfile=build/Dockerfile", "-d", "reg/app:1",
                   "--destination", "reg/app:latest", "--no-push", "--tar-path", "out.tar",
                   "--oci-layout-path=out", "--digest-file", "d", "--image-name-with-digest-file",
                   "n", "--build-arg", "A=1", "--build-arg", "FROM_ENV", "--build-arg", "UNSET",
@@ -44,6 +45,7 @@ TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
   REQUIRE_MESSAGE(o.ok(), o.error().ToString());
   const BuildRequest& r = o->request;
   CHECK(r.context == "dir:///src");
+  CHECK(r.context_sub_path == "services/api");
   CHECK(r.dockerfile == "build/Dockerfile");
   CHECK(r.destinations == std::vector<std::string>{"reg/app:1", "reg/app:latest"});
   CHECK(r.no_push);
@@ -135,7 +137,7 @@ TEST_CASE("cli: the YAML config maps images; its errors name the file and line")
 
 TEST_CASE("cli: --help mentions every flag it parses") {
   const std::string help = HelpText();
-  for (const char* f : {"--context", "--dockerfile", "--build-arg", "--target", "--label",
+  for (const char* f : {"--context", "--context-sub-path", "--dockerfile", "--build-arg", "--target", "--label",
                         "--custom-platform", "--ignore-path", "--image-source", "--config",
                         "--secret", "--destination", "--no-push", "--tar-path", "--oci-layout-path",
                         "--digest-file", "--image-name-with-digest-file", "--snapshot-mode",

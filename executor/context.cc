@@ -4,9 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
+#include <cstring>
 
 #include "base/fs.h"
+#include "base/in_root.h"
+#include "base/path.h"
 #include "base/unique_fd.h"
 #include "snapshot/extract.h"
 
@@ -18,10 +22,33 @@ bool Exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
+// `sub` inside `root`, resolved as if `root` were "/" (so a symlink cannot lead out of it), as
+// the host path of the directory it names.
+Result<std::string> SubDirectory(const std::string& root, const std::string& sub) {
+  const std::string what = "--context-sub-path " + sub;
+  const std::string clean = CleanPath(sub);
+  if (clean == ".." || clean.rfind("../", 0) == 0) {
+    return Error(what + ": leads out of the context", EINVAL);
+  }
+  UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) return ErrnoError("opening the context " + root);
+  auto dir = OpenInRoot(root_fd.get(), clean, O_PATH | O_DIRECTORY);
+  if (!dir.ok()) {
+    return Error(what + ": not a directory in the context: " + std::strerror(dir.error().errno_value()),
+                 dir.error().errno_value());
+  }
+  // The kernel's name for the directory it resolved: inside the context by construction.
+  char buf[PATH_MAX];
+  const std::string link = "/proc/self/fd/" + std::to_string(dir->get());
+  const ssize_t n = readlink(link.c_str(), buf, sizeof(buf));
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(buf)) return ErrnoError(what + ": naming it");
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
 }  // namespace
 
 Result<BuildContext> OpenContext(const std::string& context, const std::string& dockerfile,
-                                 const std::string& work_dir) {
+                                 const std::string& work_dir, const std::string& sub_path) {
   BuildContext c;
   if (context.rfind("tar://", 0) == 0) {
     const std::string src = context.substr(6);
@@ -48,6 +75,9 @@ Result<BuildContext> OpenContext(const std::string& context, const std::string& 
     if (!S_ISDIR(st.st_mode)) {
       return Error("--context " + context + ": not a directory", ENOTDIR);
     }
+  }
+  if (!sub_path.empty()) {
+    SLIPWAY_ASSIGN_OR_RETURN(c.root, SubDirectory(c.root, sub_path));
   }
   const std::string name = dockerfile.empty() ? "Dockerfile" : dockerfile;
   if (name[0] == '/') {

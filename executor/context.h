@@ -4,6 +4,9 @@
 //   SLIPWAY_ASSIGN_OR_RETURN(BuildContext ctx, OpenContext("dir://.", "Dockerfile", work));
 //   ctx.root; ctx.dockerfile_text; ctx.ignore.Excluded("node_modules/x");
 //
+// --context-sub-path: the build uses that directory of the context as its context. It is resolved
+// inside the context (symlinks too) and never leaves it.
+//
 // --dockerfile: an absolute path is used as is; a relative one is looked up in the context
 // first, then in the current directory. The ignore file is <Dockerfile>.dockerignore beside the
 // Dockerfile, else .dockerignore at the context root.
@@ -26,7 +29,7 @@ struct BuildContext {
 };
 
 Result<BuildContext> OpenContext(const std::string& context, const std::string& dockerfile,
-                                 const std::string& work_dir);
+                                 const std::string& work_dir, const std::string& sub_path = "");
 
 }  // namespace slipway::executor
 
