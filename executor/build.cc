@@ -348,7 +348,8 @@ Result<void> Builder::Prepare() {
                             opened.error().ToString());
     }
   }
-  SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path(), r_.context_sub_path));
+  SLIPWAY_ASSIGN_OR_RETURN(ctx_, OpenContext(r_.context, r_.dockerfile, work_->path(),
+                                       ContextOptions{r_.context_sub_path, r_.git}));
   secrets_ = r_.secrets;
   for (const auto& [id, value] : r_.secret_values) {
     const std::string file = work_->path() + "/secret-" + std::to_string(secrets_.size());

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "executor/git_context.h"
 #include "executor/image_source.h"
 #include "executor/progress.h"
 #include "image/registry.h"
@@ -38,6 +39,7 @@ namespace slipway::executor {
 struct BuildRequest {
   std::string context = "dir://.";
   std::string context_sub_path;  // "": the whole context
+  GitOptions git;                // --git, for git:// contexts
   std::string dockerfile = "Dockerfile";
   std::map<std::string, std::string> build_args;
   std::string target;

@@ -19,6 +19,7 @@
 
 #include "base/test_util.h"
 #include "executor/spawn.h"
+#include "executor/git_test_repo.h"
 #include "executor/tiny_http_server.h"
 
 namespace slipway {
@@ -108,7 +109,9 @@ TEST_CASE("slipway: usage errors exit 2, build errors 1, and nothing is left beh
   auto ctx = Run({Runfile("executor/slipway"), "-c", "s3://bucket/x", "--no-push", "--work-dir",
                   env.tmp.path()});
   CHECK(ctx.exit_code == 1);
-  CHECK(ctx.err.find("unsupported scheme") != std::string::npos);
+  CHECK(ctx.err.find("s3://: unsupported --context scheme (supported: dir://PATH, tar://PATH, "
+                     "tar://stdin, git://HOST/PATH[#REF[#COMMIT]], or a plain path)") !=
+        std::string::npos);
   auto secret = env.Build("FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
                           {"--no-push"});
   CHECK(secret.exit_code == 1);
@@ -176,6 +179,45 @@ TEST_CASE("slipway: --context-sub-path builds one directory of the context, neve
   CHECK(file.exit_code == 1);
   CHECK(file.err.find("--context-sub-path top.txt: not a directory in the context") !=
         std::string::npos);
+}
+
+TEST_CASE("slipway: a git:// context, a ref and a sub path, as kaniko takes them") {
+  Env env;
+  testing::GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv"), "ci:pw"));
+  int n = 0;
+  auto build = [&](const std::string& context, std::vector<std::string> extra,
+                   std::vector<std::string> vars) {
+    const std::string work = env.tmp.Join("gitwork-" + std::to_string(n++));
+    std::filesystem::create_directories(work);
+    std::vector<std::string> argv = {"/usr/bin/env", "GIT_PULL_METHOD=http"};
+    argv.insert(argv.end(), vars.begin(), vars.end());
+    argv.insert(argv.end(), {Runfile("executor/slipway"), "-c", context, "--image-source",
+                             "busybox=oci-layout:" + env.layout, "--work-dir", work, "--cache-dir",
+                             env.tmp.Join("cache"), "--no-push"});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = Run(argv);
+    CHECK_MESSAGE(std::filesystem::is_empty(work), "the work directory was left behind");
+    return r;
+  };
+  const std::string repo_url = "git://" + server.HostPort() + "/repo.git";
+  auto ok = build(repo_url + "#refs/heads/main", {"--context-sub-path", "sub"},
+                  {"GIT_USERNAME=ci", "GIT_PASSWORD=pw"});
+  INFO(ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.err.find("COPY dir/inner.txt /inner") != std::string::npos);
+  CHECK(ok.err.find(" inner\n") != std::string::npos);  // the RUN step's output
+  // The first commit has no sub/: the sub path is not there.
+  auto old = build(repo_url + "#" + repo.first, {"--context-sub-path", "sub"},
+                   {"GIT_USERNAME=ci", "GIT_PASSWORD=pw"});
+  CHECK(old.exit_code == 1);
+  CHECK(old.err.find("--context-sub-path sub: not a directory in the context") != std::string::npos);
+  // Without credentials the clone fails, clearly, and the build stops before anything else.
+  auto denied = build(repo_url, {}, {});
+  CHECK(denied.exit_code == 1);
+  CHECK(denied.err.find("--context " + repo_url + ": git clone failed") != std::string::npos);
+  auto bad_flag = build(repo_url, {"--git", "depth=1"}, {});
+  CHECK(bad_flag.exit_code == 2);
 }
 
 TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans up") {

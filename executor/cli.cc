@@ -41,8 +41,12 @@ CAP_SYS_CHROOT in its user namespace).
 
 Inputs
   -c, --context URL             the build context: dir://PATH, a plain PATH, tar://PATH (plain or
-                                compressed) or tar://stdin (default dir://.)
+                                compressed), tar://stdin, or git://HOST/PATH[#REF[#COMMIT]]
+                                (cloned over https, http if GIT_PULL_METHOD=http; credentials
+                                from GIT_USERNAME/GIT_PASSWORD or GIT_TOKEN) (default dir://.)
       --context-sub-path DIR    build with this directory of the context as the context
+      --git OPTIONS             for git contexts: branch=NAME, single-branch=true,
+                                recurse-submodules=true, insecure-skip-tls=true (comma-separated)
   -f, --dockerfile PATH         the Dockerfile, relative to the context or absolute
                                 (default Dockerfile); <Dockerfile>.dockerignore or the context's
                                 .dockerignore is honoured
@@ -164,7 +168,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       }
     }
     static const std::set<std::string> kValued = {
-        "context", "context-sub-path", "dockerfile", "build-arg", "target", "label", "custom-platform",
+        "context", "context-sub-path", "git", "dockerfile", "build-arg", "target", "label", "custom-platform",
         "ignore-path", "image-source", "config", "secret", "destination", "tar-path",
         "oci-layout-path", "digest-file", "image-name-with-digest-file", "snapshot-mode",
         "compression", "compression-level", "seccomp-profile", "work-dir", "cache-dir",
@@ -191,6 +195,9 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       r.context = value;
     } else if (name == "context-sub-path") {
       r.context_sub_path = value;
+    } else if (name == "git") {
+      auto parsed = ParseGitOptions(value, &r.git);
+      if (!parsed.ok()) return Usage(parsed.error().message());
     } else if (name == "dockerfile") {
       r.dockerfile = value;
     } else if (name == "build-arg") {

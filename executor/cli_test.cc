@@ -31,7 +31,8 @@ std::string ParseError(std::vector<const char*> args) {
 }
 
 TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
-  auto o = Parse({"-c", "dir:///src", "--context-sub-path", "services/api",
+  auto o = Parse({"-c", "dir:///src", "--context-sub-path", "services/api", "--git",
+                  "branch=dev,single-branch=true", "--git", "recurse-submodules=true",
                   "--dockerfile=build/Dockerfile", "-d", "reg/app:1",
                   "--destination", "reg/app:latest", "--no-push", "--tar-path", "out.tar",
                   "--oci-layout-path=out", "--digest-file", "d", "--image-name-with-digest-file",
@@ -46,6 +47,10 @@ TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
   const BuildRequest& r = o->request;
   CHECK(r.context == "dir:///src");
   CHECK(r.context_sub_path == "services/api");
+  CHECK(r.git.branch == "dev");
+  CHECK(r.git.single_branch);
+  CHECK(r.git.recurse_submodules);
+  CHECK_FALSE(r.git.insecure_skip_tls);
   CHECK(r.dockerfile == "build/Dockerfile");
   CHECK(r.destinations == std::vector<std::string>{"reg/app:1", "reg/app:latest"});
   CHECK(r.no_push);
@@ -95,6 +100,13 @@ TEST_CASE("cli: bad command lines get a message naming the flag") {
   CHECK(ParseError({"--bogus"}) == "unknown flag --bogus (see slipway --help)");
   CHECK(ParseError({"-x"}) == "unknown flag -x (see slipway --help)");
   CHECK(ParseError({"--context"}) == "--context needs a value (see slipway --help)");
+  CHECK(ParseError({"--git", "branch=x,depth=1"}) ==
+        "--git depth=1: unknown option (branch, single-branch, recurse-submodules, "
+        "insecure-skip-tls) (see slipway --help)");
+  CHECK(ParseError({"--git", "single-branch=yes"}) ==
+        "--git single-branch=yes: expected true or false (see slipway --help)");
+  CHECK(ParseError({"--git", "branch=--upload-pack=x"}) ==
+        "--git branch=--upload-pack=x: not a branch name (see slipway --help)");
   CHECK(ParseError({"stray"}).find("unexpected argument \"stray\"") == 0);
   CHECK(ParseError({"--no-push=maybe"}).find("--no-push=maybe: expected true or false") == 0);
   CHECK(ParseError({"--label", "novalue"}).find("--label novalue: expected KEY=VALUE") == 0);
@@ -137,7 +149,7 @@ TEST_CASE("cli: the YAML config maps images; its errors name the file and line")
 
 TEST_CASE("cli: --help mentions every flag it parses") {
   const std::string help = HelpText();
-  for (const char* f : {"--context", "--context-sub-path", "--dockerfile", "--build-arg", "--target", "--label",
+  for (const char* f : {"--context", "--context-sub-path", "--git", "--dockerfile", "--build-arg", "--target", "--label",
                         "--custom-platform", "--ignore-path", "--image-source", "--config",
                         "--secret", "--destination", "--no-push", "--tar-path", "--oci-layout-path",
                         "--digest-file", "--image-name-with-digest-file", "--snapshot-mode",

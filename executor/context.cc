@@ -48,7 +48,7 @@ Result<std::string> SubDirectory(const std::string& root, const std::string& sub
 }  // namespace
 
 Result<BuildContext> OpenContext(const std::string& context, const std::string& dockerfile,
-                                 const std::string& work_dir, const std::string& sub_path) {
+                                 const std::string& work_dir, const ContextOptions& options) {
   BuildContext c;
   if (context.rfind("tar://", 0) == 0) {
     const std::string src = context.substr(6);
@@ -62,10 +62,14 @@ Result<BuildContext> OpenContext(const std::string& context, const std::string& 
     o.allow_devices = false;
     auto st = snapshot::ExtractLayer(root.get(), in.get(), src, o);
     if (!st.ok()) return std::move(st.error().AddContext("--context " + context));
+  } else if (context.rfind("git://", 0) == 0) {
+    c.root = work_dir + "/context";
+    SLIPWAY_RETURN_IF_ERROR(
+        CloneGitContext(context, options.git, GitEnvironment::FromProcess(), c.root));
   } else if (context.find("://") != std::string::npos && context.rfind("dir://", 0) != 0) {
-    return Error("--context " + context +
-                     ": unsupported scheme (supported: dir://PATH, tar://PATH, tar://stdin, or a "
-                     "plain path)",
+    return Error(context.substr(0, context.find("://") + 3) +
+                     ": unsupported --context scheme (supported: dir://PATH, tar://PATH, "
+                     "tar://stdin, git://HOST/PATH[#REF[#COMMIT]], or a plain path)",
                  EINVAL);
   } else {
     c.root = context.rfind("dir://", 0) == 0 ? context.substr(6) : context;
@@ -76,8 +80,8 @@ Result<BuildContext> OpenContext(const std::string& context, const std::string& 
       return Error("--context " + context + ": not a directory", ENOTDIR);
     }
   }
-  if (!sub_path.empty()) {
-    SLIPWAY_ASSIGN_OR_RETURN(c.root, SubDirectory(c.root, sub_path));
+  if (!options.sub_path.empty()) {
+    SLIPWAY_ASSIGN_OR_RETURN(c.root, SubDirectory(c.root, options.sub_path));
   }
   const std::string name = dockerfile.empty() ? "Dockerfile" : dockerfile;
   if (name[0] == '/') {

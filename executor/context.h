@@ -1,5 +1,6 @@
 // The build context and the Dockerfile: `dir://PATH` or a plain path, `tar://PATH` (plain or
-// compressed) or `tar://stdin`, extracted safely into the work directory.
+// compressed) or `tar://stdin`, extracted safely into the work directory, or `git://HOST/PATH`
+// cloned into it (see git_context.h).
 //
 //   SLIPWAY_ASSIGN_OR_RETURN(BuildContext ctx, OpenContext("dir://.", "Dockerfile", work));
 //   ctx.root; ctx.dockerfile_text; ctx.ignore.Excluded("node_modules/x");
@@ -17,6 +18,7 @@
 
 #include "base/result.h"
 #include "dockerfile/dockerignore.h"
+#include "executor/git_context.h"
 
 namespace slipway::executor {
 
@@ -28,8 +30,13 @@ struct BuildContext {
   dockerfile::Dockerignore ignore;
 };
 
+struct ContextOptions {
+  std::string sub_path;  // --context-sub-path
+  GitOptions git;        // --git, for git:// contexts
+};
+
 Result<BuildContext> OpenContext(const std::string& context, const std::string& dockerfile,
-                                 const std::string& work_dir, const std::string& sub_path = "");
+                                 const std::string& work_dir, const ContextOptions& options = {});
 
 }  // namespace slipway::executor
 

@@ -12,6 +12,8 @@ PACKAGES=(
   libcurl4-openssl-dev zlib1g-dev libzstd-dev
   # real tools the tests use
   busybox-static umoci skopeo docker-registry debootstrap openssl
+  # run by slipway itself: git:// build contexts are cloned with git
+  git
   # benchmark baselines
   pigz buildah
 )

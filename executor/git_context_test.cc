@@ -1,0 +1,187 @@
+// Git contexts against a real git (the one in PATH) and a local "dumb" HTTP server: every way of
+// naming what to check out, credentials (never shown), and each failure with its message.
+#include "executor/git_context.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/test_util.h"
+#include "executor/git_test_repo.h"
+#include "executor/tiny_http_server.h"
+
+namespace slipway::executor {
+namespace {
+
+using testing::ReadFile;
+using testing::GitTestRepo;
+using testing::TempDir;
+
+GitEnvironment Env(const std::string& method = "http") {
+  GitEnvironment e = GitEnvironment::FromProcess();
+  e.username = e.password = e.token = "";
+  e.pull_method = method;
+  return e;
+}
+
+TEST_CASE("git context: the forms of git://HOST/PATH[#REF[#COMMIT]]") {
+  auto s = ParseGitContext("git://github.com/acme/app.git#refs/heads/dev#0123abc", "");
+  REQUIRE(s.ok());
+  CHECK(s->url == "https://github.com/acme/app.git");
+  CHECK(s->ref == "refs/heads/dev");
+  CHECK(s->commit == "0123abc");
+  CHECK(s->shown == "git://github.com/acme/app.git#refs/heads/dev#0123abc");
+  auto creds = ParseGitContext("git://me:p%40ss@example.com:8443/x/y", "http");
+  REQUIRE(creds.ok());
+  CHECK(creds->url == "http://example.com:8443/x/y");
+  CHECK(creds->username == "me");
+  CHECK(creds->password == "p@ss");
+  CHECK(creds->shown == "git://example.com:8443/x/y");  // no credentials in messages
+
+  auto error = [](const std::string& c, const std::string& method = "") {
+    auto r = ParseGitContext(c, method);
+    REQUIRE_FALSE(r.ok());
+    return r.error().message();
+  };
+  CHECK(error("git:///x") == "--context git:///x: no host (expected git://HOST/PATH[#REF[#COMMIT]])");
+  CHECK(error("git://host") ==
+        "--context git://host: no repository path (expected git://HOST/PATH[#REF[#COMMIT]])");
+  CHECK(error("git://h/p#a#b#c") == "--context git://h/p#a#b#c: expected git://HOST/PATH[#REF[#COMMIT]]");
+  CHECK(error("git://h/p#--upload-pack=x") ==
+        "--context git://h/p#--upload-pack=x: \"--upload-pack=x\" is neither a ref nor a commit id");
+  CHECK(error("git://h/p#main#xyz") == "--context git://h/p#main#xyz: \"xyz\" is not a commit id");
+  CHECK(error("git://h/p q") ==
+        "--context git://h/p q: the repository address has spaces or control characters");
+  CHECK(error("git://h/p", "ftp") == "GIT_PULL_METHOD=ftp: expected https or http");
+  CHECK(error("git://u:%zz@h/p").find("bad %-escape") != std::string::npos);
+}
+
+TEST_CASE("git context: --git options") {
+  GitOptions o;
+  REQUIRE(ParseGitOptions("branch=release/1.2,single-branch=true", &o).ok());
+  REQUIRE(ParseGitOptions("recurse-submodules=1,insecure-skip-tls=false", &o).ok());
+  CHECK(o.branch == "release/1.2");
+  CHECK(o.single_branch);
+  CHECK(o.recurse_submodules);
+  CHECK_FALSE(o.insecure_skip_tls);
+  CHECK(ParseGitOptions("branch=a b", &o).error().message() == "--git branch=a b: not a branch name");
+  CHECK(ParseGitOptions("depth=1", &o).error().message().find("unknown option") != std::string::npos);
+}
+
+TEST_CASE("git context: clone what the context names") {
+  GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
+  const std::string base = "git://" + server.HostPort() + "/repo.git";
+  struct Case {
+    std::string suffix;
+    GitOptions options;
+    std::string file;
+  };
+  GitOptions feature_branch;
+  feature_branch.branch = "feature";
+  GitOptions single;
+  single.single_branch = true;
+  const std::vector<Case> cases = {
+      {"", {}, "two\n"},
+      {"#refs/heads/feature", {}, "feature\n"},
+      {"#feature", {}, "feature\n"},
+      {"", feature_branch, "feature\n"},
+      {"#refs/tags/v1", {}, "one\n"},
+      {"#v1", single, "one\n"},
+      {"#" + repo.first, {}, "one\n"},
+      {"#refs/heads/main#" + repo.first, {}, "one\n"},
+      {"#refs/heads/main#" + repo.first.substr(0, 10), {}, "one\n"},
+      {"#refs/pull/1/head", {}, "pull\n"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.suffix);
+    CAPTURE(c.options.branch);
+    TempDir out;
+    const std::string dest = out.Join("ctx");
+    auto r = CloneGitContext(base + c.suffix, c.options, Env(), dest);
+    REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+    CHECK(ReadFile(dest + "/file.txt") == c.file);
+    CHECK(std::filesystem::exists(dest + "/Dockerfile"));
+    CHECK(std::filesystem::is_directory(dest + "/.git"));  // kept, as kaniko keeps it
+  }
+}
+
+TEST_CASE("git context: failures say which step failed and what git said") {
+  GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
+  const std::string base = "git://" + server.HostPort() + "/repo.git";
+  TempDir out;
+  int n = 0;
+  auto fail = [&](const std::string& context, const GitOptions& o = {},
+                  const GitEnvironment& env = Env()) {
+    auto r = CloneGitContext(context, o, env, out.Join("ctx-" + std::to_string(n++)));
+    REQUIRE_FALSE(r.ok());
+    return r.error().message();
+  };
+  const std::string missing = fail("git://" + server.HostPort() + "/nothing.git");
+  CHECK(missing.find("--context git://" + server.HostPort() + "/nothing.git: git clone failed (exit code 128): ") == 0);
+  CHECK(missing.find("not found") != std::string::npos);
+  CHECK(fail(base + "#refs/heads/nope").find(": git clone failed (exit code 128): ") != std::string::npos);
+  const std::string commit = fail(base + "#" + std::string(40, 'a'));
+  CHECK(commit.find(": git checkout failed (exit code 128): ") != std::string::npos);
+  CHECK(fail(base + "#refs/pull/9/head").find(": git fetch failed (exit code 128): ") !=
+        std::string::npos);
+  GitOptions other;
+  other.branch = "main";
+  CHECK(fail(base + "#refs/heads/feature", other) ==
+        "--context " + base + "#refs/heads/feature: --git branch=main names another branch");
+  GitEnvironment no_git = Env();
+  no_git.variables = {"PATH=/nonexistent"};
+  CHECK(fail(base, {}, no_git) ==
+        "--context " + base + ": git contexts need the git program, and it is not in PATH");
+  // https (the default) to a plain-HTTP server fails as a TLS error, it does not fall back.
+  CHECK(fail(base, {}, Env("https")).find(": git clone failed") != std::string::npos);
+}
+
+TEST_CASE("git context: credentials reach the server, and never a message") {
+  GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv"), "builder:s3cret-pw"));
+  const std::string base = "git://" + server.HostPort() + "/repo.git";
+  TempDir out;
+  int n = 0;
+  auto clone = [&](const std::string& context, const GitEnvironment& env) {
+    return CloneGitContext(context, {}, env, out.Join("ctx-" + std::to_string(n++)));
+  };
+  GitEnvironment userpass = Env();
+  userpass.username = "builder";
+  userpass.password = "s3cret-pw";
+  auto ok = clone(base, userpass);
+  CHECK_MESSAGE(ok.ok(), ok.error().ToString());
+  auto in_url = clone("git://builder:s3cret-pw@" + server.HostPort() + "/repo.git", Env());
+  CHECK_MESSAGE(in_url.ok(), in_url.error().ToString());
+  // GIT_TOKEN wins over the others and goes as the user name (kaniko's rule): this server wants
+  // builder:s3cret-pw, so a token is refused.
+  GitEnvironment token = userpass;
+  token.token = "tok-123";
+  auto refused = clone(base, token);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message().find("git clone failed") != std::string::npos);
+  CHECK(refused.error().message().find("tok-123") == std::string::npos);
+  GitEnvironment broken = Env();
+  broken.username = "builder";
+  broken.password = "pw\nhost=elsewhere";
+  auto injected = clone(base, broken);
+  REQUIRE_FALSE(injected.ok());
+  CHECK(injected.error().message() == "--context " + base + ": the git credentials contain a line break");
+  // No credentials: git must not prompt (it would hang), it fails.
+  auto none = clone(base, Env());
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message().find("git clone failed") != std::string::npos);
+  // Wrong ones, in the URL: the message shows neither.
+  auto wrong = clone("git://builder:wrong-pw@" + server.HostPort() + "/repo.git", Env());
+  REQUIRE_FALSE(wrong.ok());
+  INFO(wrong.error().message());
+  CHECK(wrong.error().message().find("wrong-pw") == std::string::npos);
+  CHECK(wrong.error().message().find("--context git://" + server.HostPort() + "/repo.git: ") == 0);
+}
+
+}  // namespace
+}  // namespace slipway::executor
