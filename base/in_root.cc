@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <deque>
 #include <string>
 #include <vector>
@@ -234,6 +235,17 @@ Result<void> RemoveChildren(int dir_fd, const std::function<bool(int, const std:
 }
 
 }  // namespace
+
+Result<std::string> HostPathInRoot(int root_fd, std::string_view path, InRootMode mode) {
+  SLIPWAY_ASSIGN_OR_RETURN(UniqueFd dir, OpenInRoot(root_fd, path, O_PATH | O_DIRECTORY, mode));
+  char buf[PATH_MAX];
+  const std::string link = "/proc/self/fd/" + std::to_string(dir.get());
+  const ssize_t n = readlink(link.c_str(), buf, sizeof(buf));
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(buf)) {
+    return ErrnoError("naming the directory " + std::string(path));
+  }
+  return std::string(buf, static_cast<std::size_t>(n));
+}
 
 Result<void> RemoveAllAt(int dir_fd, const std::string& name) {
   struct stat st;

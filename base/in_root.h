@@ -45,6 +45,12 @@ Result<std::string> ReadRegularFileInRoot(int root_fd, std::string_view path, st
 Result<UniqueFd> MkdirAllInRoot(int root_fd, std::string_view path,
                                 InRootMode mode = InRootMode::kAuto);
 
+// The host path of the directory `path` names inside the root (resolved as OpenInRoot does, so
+// never outside it), as the kernel names it (/proc/self/fd). For handing a directory chosen in
+// an untrusted tree to code that takes paths.
+Result<std::string> HostPathInRoot(int root_fd, std::string_view path,
+                                   InRootMode mode = InRootMode::kAuto);
+
 // Removes `name` inside directory `dir_fd`, recursively if it is a directory. Never follows a
 // symlink: a symlink is removed itself, and a directory's children are reached through fds of
 // the directory, not through path strings. ENOENT is not an error.

@@ -658,14 +658,14 @@ Result<void> Builder::BuildStage(int index) {
       return Error("interrupted by signal " + std::to_string(g_signal.load()), EINTR);
     }
     const Instruction& ins = s.instructions[i];
-    std::string name = Label(s, static_cast<int>(i)) + " " + ins.original;
+    std::string name = Label(s, static_cast<int>(i)) + " " + RedactUrlCredentials(ins.original);
     if (!ins.onbuild_of.empty()) name += " (" + ins.onbuild_of + ")";
     const int step = progress_.Start(name);
     auto r = Execute(s, st, static_cast<int>(i), step);
     if (!r.ok()) {
       progress_.Failed(step, r.error().ToString());
       whole_.reset();
-      std::string what = ins.original;
+      std::string what = RedactUrlCredentials(ins.original);
       if (what.size() > 80) what = what.substr(0, 77) + "...";
       return std::move(r.error().AddContext(ins.at.ToString() + ": " + what));
     }
@@ -966,7 +966,7 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     if (ref == s.sources.end()) return Error("--from=" + c.from + ": unresolved", EINVAL);
     SLIPWAY_ASSIGN_OR_RETURN(src_root, SourceRoot(ref->second));
   }
-  std::vector<std::string> local, urls;
+  std::vector<std::string> local, urls, gits;
   std::vector<InlineFile> inline_files;
   for (const std::string& src : c.sources) {
     if (src.rfind("<<", 0) == 0 && !ins.heredocs.empty()) {
@@ -977,7 +977,9 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       continue;
     }
     if (add && IsGitUrl(src)) {
-      return Error("ADD " + src + ": git sources are not supported yet", ENOTSUP);
+      SLIPWAY_RETURN_IF_ERROR(ParseGitAddSource(src));  // a bad one fails before anything runs
+      gits.push_back(src);
+      continue;
     }
     if (add && IsHttpUrl(src)) {
       urls.push_back(src);
@@ -988,16 +990,19 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     }
     local.push_back(src);
   }
-  if (!c.checksum.empty() && (urls.size() != 1 || !local.empty())) {
-    return Error("--checksum needs exactly one http(s) source", EINVAL);
+  if (!c.checksum.empty() && (urls.size() + gits.size() != 1 || !local.empty())) {
+    return Error("--checksum needs exactly one http(s) or git source", EINVAL);
+  }
+  if (!urls.empty() && !c.checksum.empty() && c.checksum.rfind("sha256:", 0) != 0) {
+    return Error("ADD " + urls[0] + ": --checksum for an http(s) source is sha256:<hex>", EINVAL);
   }
   std::string created_by = std::string(add ? "ADD " : "COPY ");
   if (!c.from.empty()) created_by += "--from=" + c.from + " ";
   if (!c.chown.empty()) created_by += "--chown=" + c.chown + " ";
   if (!c.chmod.empty()) created_by += "--chmod=" + c.chmod + " ";
-  created_by += JoinWords(c.sources) + " " + c.dest + " # buildkit";
+  created_by += RedactUrlCredentials(JoinWords(c.sources)) + " " + c.dest + " # buildkit";
   // The copy of the local sources and heredocs into `dst_fd`, with the owner resolved in `root`.
-  const std::size_t total = local.size() + urls.size() + inline_files.size();
+  const std::size_t total = local.size() + urls.size() + gits.size() + inline_files.size();
   auto request = [&](int dst_fd, int src_fd, const std::string& root) -> Result<CopyRequest> {
     CopyRequest req;
     req.dst_root_fd = dst_fd;
@@ -1022,10 +1027,10 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     return req;
   };
   // For the layer cache: the instruction, and the files as they would land -- names, types,
-  // modes, owners and contents -- copied once into a scratch directory and hashed. URLs count
-  // only with a --checksum (otherwise the step is not cached).
+  // modes, owners and contents -- copied once into a scratch directory and hashed. URLs and git
+  // sources count only with a --checksum (otherwise the step is not cached).
   std::string material;
-  if (cache_ && (urls.empty() || !c.checksum.empty())) {
+  if (cache_ && ((urls.empty() && gits.empty()) || !c.checksum.empty())) {
     nlohmann::json m;
     m["kind"] = add ? "ADD" : "COPY";
     m["sources"] = c.sources;
@@ -1038,6 +1043,7 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     m["excludes"] = c.excludes;
     m["unpack"] = c.unpack ? (*c.unpack ? "true" : "false") : "default";
     m["checksum"] = c.checksum;
+    m["keep_git_dir"] = c.keep_git_dir;
     const std::string staged = NewScratch();
     UniqueFd sd(open(staged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UniqueFd src(open(src_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -1079,7 +1085,7 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       std::string name = UrlFileName(url);
       if (name.empty()) name = "download";
       const std::string file = dir + "/" + name;
-      progress_.Output(step, "downloading " + url);
+      progress_.Output(step, "downloading " + RedactUrlCredentials(url));
       SLIPWAY_ASSIGN_OR_RETURN(Fetched f, FetchUrl(url, file));
       if (!c.checksum.empty() && f.digest != c.checksum) {
         return Error("ADD " + url + ": checksum mismatch: got " + f.digest + ", --checksum is " +
@@ -1098,6 +1104,26 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       u.inline_files.clear();
       u.unpack_archives = c.unpack.value_or(false);
       if (total > 1 && u.dest.back() != '/') u.dest += "/";
+      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
+      (void)stats;
+    }
+    for (const std::string& g : gits) {
+      // The repository's files go into the destination directory, owned 0:0 unless --chown.
+      const std::string checkout = NewScratch() + "/repo";
+      progress_.Output(step, "cloning " + RedactUrlCredentials(g));
+      SLIPWAY_ASSIGN_OR_RETURN(std::string from,
+                               FetchGitSource(g, c.checksum, c.keep_git_dir,
+                                              GitEnvironment::FromProcess(), checkout));
+      UniqueFd d(open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!d.valid()) return ErrnoError("opening the checkout of " + RedactUrlCredentials(g));
+      CopyRequest u = req;
+      u.src_root_fd = d.get();
+      u.from_context = true;
+      u.ignore = nullptr;
+      u.sources = {"."};
+      u.inline_files.clear();
+      u.unpack_archives = false;
+      if (u.dest.back() != '/') u.dest += "/";
       SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
       (void)stats;
     }

@@ -220,6 +220,49 @@ TEST_CASE("slipway: a git:// context, a ref and a sub path, as kaniko takes them
   CHECK(bad_flag.exit_code == 2);
 }
 
+TEST_CASE("slipway: ADD of a git repository (a ref, a subdirectory, .git, modes, --checksum)") {
+  Env env;
+  testing::GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv"), "ci:pw"));
+  const std::string url = "http://ci:pw@" + server.HostPort() + "/repo.git";
+  const std::string out = env.tmp.Join("out");
+  auto ok = env.Build("FROM busybox\n"
+                      "ADD " + url + "#v1 /src/\n"
+                      "ADD " + url + "#:sub /sub/\n"
+                      "ADD --keep-git-dir=true --checksum=" + repo.second + " " + url + " /withgit/\n"
+                      "RUN cat /src/file.txt && stat -c '%a %u:%g %n' /src/tool.sh /src/file.txt"
+                      " /sub/dir/inner.txt && ls -A /sub /src | tr '\\n' ' ' && test -d /withgit/.git"
+                      " && echo has-git\n",
+                      {"--no-push", "--oci-layout-path", out});
+  INFO(ok.err);
+  REQUIRE(ok.exit_code == 0);
+  CHECK(ok.err.find(" one\n") != std::string::npos);
+  CHECK(ok.err.find("755 0:0 /src/tool.sh") != std::string::npos);
+  CHECK(ok.err.find("644 0:0 /src/file.txt") != std::string::npos);
+  CHECK(ok.err.find("644 0:0 /sub/dir/inner.txt") != std::string::npos);
+  CHECK(ok.err.find("/src: Dockerfile file.txt tool.sh  /sub: Dockerfile dir has-git") !=
+        std::string::npos);  // no .git unless --keep-git-dir
+  // The credentials are neither in the log nor anywhere in the image (history included).
+  CHECK(ok.err.find("ci:pw") == std::string::npos);
+  CHECK(Run({"/bin/grep", "-r", "-l", "ci:pw", out}).exit_code == 1);
+  CHECK(Run({"/bin/grep", "-r", "-l", "ADD http://" + server.HostPort() + "/repo.git#v1 /src/", out})
+            .exit_code == 0);
+
+  auto wrong = env.Build("FROM busybox\nADD --checksum=" + repo.second + " " + url + "#v1 /x/\n",
+                         {"--no-push"});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("does not match the commit checked out (" + repo.first + ")") !=
+        std::string::npos);
+  auto denied = env.Build("FROM busybox\nADD http://" + server.HostPort() + "/repo.git /x/\n",
+                          {"--no-push"});
+  CHECK(denied.exit_code == 1);
+  CHECK(denied.err.find("Dockerfile:2:1: ADD http://" + server.HostPort() + "/repo.git /x/: ADD http://" +
+                        server.HostPort() + "/repo.git: git clone failed") != std::string::npos);
+  auto ssh = env.Build("FROM busybox\nADD git@github.com:acme/app.git /x/\n", {"--no-push"});
+  CHECK(ssh.exit_code == 1);
+  CHECK(ssh.err.find("git over ssh is not supported (use an https URL)") != std::string::npos);
+}
+
 TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans up") {
   Env env;
   const std::string ctx = env.tmp.Join("sig-ctx"), work = env.tmp.Join("sig-work");
@@ -318,9 +361,11 @@ TEST_CASE("slipway: ADD from http(s) with --checksum") {
   auto missing = env.Build("FROM busybox\nADD " + server.Url("/gone") + " /x\n", {"--no-push"});
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.find("HTTP status 404") != std::string::npos);
-  auto git = env.Build("FROM busybox\nADD https://example.com/r.git#main /src\n", {"--no-push"});
-  CHECK(git.exit_code == 1);
-  CHECK(git.err.find("git sources are not supported yet") != std::string::npos);
+  auto commit = env.Build("FROM busybox\nADD --checksum=abc1234 " + server.Url("/files/app.txt") +
+                              " /x\n",
+                          {"--no-push"});
+  CHECK(commit.exit_code == 1);
+  CHECK(commit.err.find("--checksum for an http(s) source is sha256:<hex>") != std::string::npos);
 }
 
 TEST_CASE("slipway: a base layer whose bytes do not match its digest is refused") {

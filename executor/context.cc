@@ -32,17 +32,12 @@ Result<std::string> SubDirectory(const std::string& root, const std::string& sub
   }
   UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root_fd.valid()) return ErrnoError("opening the context " + root);
-  auto dir = OpenInRoot(root_fd.get(), clean, O_PATH | O_DIRECTORY);
+  auto dir = HostPathInRoot(root_fd.get(), clean);
   if (!dir.ok()) {
     return Error(what + ": not a directory in the context: " + std::strerror(dir.error().errno_value()),
                  dir.error().errno_value());
   }
-  // The kernel's name for the directory it resolved: inside the context by construction.
-  char buf[PATH_MAX];
-  const std::string link = "/proc/self/fd/" + std::to_string(dir->get());
-  const ssize_t n = readlink(link.c_str(), buf, sizeof(buf));
-  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(buf)) return ErrnoError(what + ": naming it");
-  return std::string(buf, static_cast<std::size_t>(n));
+  return *dir;
 }
 
 }  // namespace

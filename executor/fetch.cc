@@ -49,6 +49,22 @@ bool IsGitUrl(const std::string& s) {
   return IsHttpUrl(s) && path.size() > 4 && path.compare(path.size() - 4, 4, ".git") == 0;
 }
 
+std::string RedactUrlCredentials(const std::string& text) {
+  std::string out;
+  std::size_t pos = 0;
+  for (std::size_t scheme; (scheme = text.find("://", pos)) != std::string::npos;) {
+    const std::size_t host = scheme + 3;
+    const std::size_t end = text.find_first_of("/ \t\n\"'#?", host);
+    const std::size_t at = text.rfind('@', end == std::string::npos ? text.size() : end);
+    out.append(text, pos, host - pos);
+    pos = host;
+    if (at != std::string::npos && at >= host && (end == std::string::npos || at < end)) {
+      pos = at + 1;  // drop user:password@
+    }
+  }
+  return out + text.substr(pos);
+}
+
 std::string UrlFileName(const std::string& url) {
   std::string path = url;
   const std::size_t scheme = path.find("://");

@@ -31,6 +31,10 @@ std::string UrlFileName(const std::string& url);
 bool IsHttpUrl(const std::string& s);
 bool IsGitUrl(const std::string& s);
 
+// `text` with the user:password@ of every SCHEME://user:password@host removed, for what is shown
+// or kept in the image's history.
+std::string RedactUrlCredentials(const std::string& text);
+
 }  // namespace slipway::executor
 
 #endif  // SLIPWAY_EXECUTOR_FETCH_H_

@@ -45,5 +45,15 @@ TEST_CASE("fetch: URL file names and kinds") {
   CHECK_FALSE(IsGitUrl("https://example.com/a.tgz"));
 }
 
+TEST_CASE("fetch: credentials in URLs are never shown") {
+  CHECK(RedactUrlCredentials("ADD https://me:s3cret@example.com/a.git#v1 /src/") ==
+        "ADD https://example.com/a.git#v1 /src/");
+  CHECK(RedactUrlCredentials("http://tok@h:8080/x http://u:p@h2/y") == "http://h:8080/x http://h2/y");
+  CHECK(RedactUrlCredentials("https://example.com/a@b.tgz") == "https://example.com/a@b.tgz");
+  CHECK(RedactUrlCredentials("https://u:p@host") == "https://host");
+  CHECK(RedactUrlCredentials("no urls: a@b") == "no urls: a@b");
+  CHECK(RedactUrlCredentials("https://example.com/?q=a@b") == "https://example.com/?q=a@b");
+}
+
 }  // namespace
 }  // namespace slipway::executor

@@ -12,7 +12,8 @@
 // to keep it out of COPY).
 //
 // Errors name the context (credentials removed), the git command that failed and git's own
-// last lines.
+// last lines. ADD's git sources (FetchGitSource) share all of this but the environment's
+// credentials.
 #ifndef SLIPWAY_EXECUTOR_GIT_CONTEXT_H_
 #define SLIPWAY_EXECUTOR_GIT_CONTEXT_H_
 
@@ -56,6 +57,23 @@ struct GitEnvironment {
 // Clones the context into `dest` (which must not exist yet).
 Result<void> CloneGitContext(const std::string& context, const GitOptions& options,
                              const GitEnvironment& env, const std::string& dest);
+
+// A git source of ADD, as BuildKit takes it: https://HOST/PATH.git[#REF][:SUBDIR] (also http://
+// and git://; user:password@ in the URL for credentials). git@... and ssh:// are refused: there
+// is no ssh forwarding.
+struct GitAddSource {
+  GitSource source;
+  std::string subdir;  // "" for the whole repository
+};
+Result<GitAddSource> ParseGitAddSource(const std::string& src);
+
+// ADD <git source>: clones it into `dest` (which must not exist yet), checks `checksum` (a commit
+// id or a prefix of one; "" for none) against what was checked out, removes .git unless
+// `keep_git_dir`, and gives directories and executables mode 0755, other files 0644. Returns the
+// directory to copy from: `dest`, or SUBDIR in it (resolved inside the checkout).
+Result<std::string> FetchGitSource(const std::string& src, const std::string& checksum,
+                                   bool keep_git_dir, const GitEnvironment& env,
+                                   const std::string& dest);
 
 }  // namespace slipway::executor
 

@@ -3,6 +3,7 @@
 #include "executor/git_context.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -136,7 +137,7 @@ TEST_CASE("git context: failures say which step failed and what git said") {
   GitEnvironment no_git = Env();
   no_git.variables = {"PATH=/nonexistent"};
   CHECK(fail(base, {}, no_git) ==
-        "--context " + base + ": git contexts need the git program, and it is not in PATH");
+        "--context " + base + ": git sources need the git program, and it is not in PATH");
   // https (the default) to a plain-HTTP server fails as a TLS error, it does not fall back.
   CHECK(fail(base, {}, Env("https")).find(": git clone failed") != std::string::npos);
 }
@@ -181,6 +182,88 @@ TEST_CASE("git context: credentials reach the server, and never a message") {
   INFO(wrong.error().message());
   CHECK(wrong.error().message().find("wrong-pw") == std::string::npos);
   CHECK(wrong.error().message().find("--context git://" + server.HostPort() + "/repo.git: ") == 0);
+}
+
+TEST_CASE("git source of ADD: the forms of URL#REF:SUBDIR") {
+  auto a = ParseGitAddSource("https://u:pw@github.com/acme/app.git#v1.2:docs/site");
+  REQUIRE(a.ok());
+  CHECK(a->source.url == "https://github.com/acme/app.git");
+  CHECK(a->source.username == "u");
+  CHECK(a->source.password == "pw");
+  CHECK(a->source.shown == "https://github.com/acme/app.git#v1.2:docs/site");
+  CHECK(a->source.ref == "v1.2");
+  CHECK(a->subdir == "docs/site");
+  auto bare = ParseGitAddSource("git://example.com/x.git");
+  REQUIRE(bare.ok());
+  CHECK(bare->source.url == "git://example.com/x.git");
+  CHECK(bare->source.ref.empty());
+  CHECK(bare->subdir.empty());
+  auto sub_only = ParseGitAddSource("http://h/r.git#:sub");
+  REQUIRE(sub_only.ok());
+  CHECK(sub_only->source.ref.empty());
+  CHECK(sub_only->subdir == "sub");
+  auto error = [](const std::string& src) {
+    auto r = ParseGitAddSource(src);
+    REQUIRE_FALSE(r.ok());
+    return r.error().message();
+  };
+  CHECK(error("git@github.com:acme/app.git") ==
+        "ADD git@github.com:acme/app.git: git over ssh is not supported (use an https URL)");
+  CHECK(error("ftp://h/r.git") == "ADD ftp://h/r.git: not a git URL (https://, http:// or git://)");
+  CHECK(error("https://h/r.git#-x") == "ADD https://h/r.git#-x: \"-x\" is neither a ref nor a commit id");
+  CHECK(error("https://u:pw@/r.git") ==
+        "ADD https:///r.git: no host (expected SCHEME://HOST/PATH[#REF][:SUBDIR])");
+}
+
+TEST_CASE("git source of ADD: checkout, checksum, .git, modes and subdirectories") {
+  GitTestRepo repo;
+  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
+  const std::string url = "http://" + server.HostPort() + "/repo.git";
+  TempDir out;
+  int n = 0;
+  auto fetch = [&](const std::string& src, const std::string& checksum = "", bool keep = false) {
+    return FetchGitSource(src, checksum, keep, Env(), out.Join("co-" + std::to_string(n++)));
+  };
+  // A restrictive umask must not leak into the files: modes are Docker's, not the checkout's.
+  const mode_t old_umask = umask(077);
+  auto whole = fetch(url);
+  umask(old_umask);
+  REQUIRE_MESSAGE(whole.ok(), whole.error().ToString());
+  CHECK(ReadFile(*whole + "/file.txt") == "two\n");
+  CHECK_FALSE(std::filesystem::exists(*whole + "/.git"));
+  struct stat st;
+  REQUIRE(stat((*whole + "/file.txt").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  REQUIRE(stat((*whole + "/tool.sh").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
+  REQUIRE(stat((*whole + "/sub/dir").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
+
+  auto tag = fetch(url + "#v1", repo.first.substr(0, 12), true);
+  REQUIRE_MESSAGE(tag.ok(), tag.error().ToString());
+  CHECK(ReadFile(*tag + "/file.txt") == "one\n");
+  CHECK(std::filesystem::is_directory(*tag + "/.git"));  // --keep-git-dir
+  auto sub = fetch(url + "#feature:sub/dir");
+  REQUIRE_MESSAGE(sub.ok(), sub.error().ToString());
+  CHECK(ReadFile(*sub + "/inner.txt") == "inner\n");
+  CHECK(std::filesystem::path(*sub).filename() == "dir");
+
+  auto mismatch = fetch(url + "#v1", repo.second);
+  REQUIRE_FALSE(mismatch.ok());
+  CHECK(mismatch.error().message() == "ADD " + url + "#v1: --checksum " + repo.second +
+                                          " does not match the commit checked out (" + repo.first + ")");
+  auto sha = fetch(url, "sha256:" + std::string(64, 'a'));
+  REQUIRE_FALSE(sha.ok());
+  CHECK(sha.error().message() ==
+        "ADD " + url + ": --checksum for a git source is a commit id (7 to 64 hex digits)");
+  auto no_sub = fetch(url + "#v1:sub");  // sub/ came later
+  REQUIRE_FALSE(no_sub.ok());
+  CHECK(no_sub.error().message() ==
+        "ADD " + url + "#v1:sub: sub is not a directory of the repository: No such file or directory");
+  auto no_repo = fetch("http://" + server.HostPort() + "/missing.git");
+  REQUIRE_FALSE(no_repo.ok());
+  CHECK(no_repo.error().message().find("ADD http://" + server.HostPort() +
+                                       "/missing.git: git clone failed (exit code 128): ") == 0);
 }
 
 }  // namespace

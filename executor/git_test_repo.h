@@ -2,7 +2,8 @@
 // "dumb" HTTP protocol under tmp.Join("srv") -- serve it with TinyHttpServer(ServeFiles(...)) as
 // http://127.0.0.1:PORT/repo.git. History: "one" (tagged v1) then "two" and "sub" on main,
 // "feature" on branch feature, and "pull" (from "one") as refs/pull/1/head. file.txt holds the
-// name of the commit; a Dockerfile ("FROM busybox") is there too, and from "sub" on,
+// name of the commit; a Dockerfile ("FROM busybox") and an executable tool.sh are there too,
+// and from "sub" on,
 // sub/Dockerfile (COPY dir/inner.txt /inner, RUN cat /inner) with sub/dir/inner.txt ("inner").
 #ifndef SLIPWAY_EXECUTOR_GIT_TEST_REPO_H_
 #define SLIPWAY_EXECUTOR_GIT_TEST_REPO_H_
@@ -37,6 +38,8 @@ struct GitTestRepo {
     Git(work, {"init", "--quiet", "--initial-branch=main"});
     WriteFile(work + "/Dockerfile", "FROM busybox\n");
     WriteFile(work + "/file.txt", "one\n");
+    WriteFile(work + "/tool.sh", "#!/bin/sh\necho tool\n");
+    std::filesystem::permissions(work + "/tool.sh", std::filesystem::perms(0755));
     Git(work, {"add", "."});
     Git(work, {"commit", "--quiet", "-m", "one"});
     first = Git(work, {"rev-parse", "HEAD"});
