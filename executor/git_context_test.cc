@@ -21,6 +21,17 @@ using testing::ReadFile;
 using testing::GitTestRepo;
 using testing::TempDir;
 
+// The test repository behind a local server, and fresh destinations for checkouts.
+struct Served {
+  GitTestRepo repo;
+  testing::TinyHttpServer server;
+  TempDir out;
+  int n = 0;
+  explicit Served(const std::string& credentials = "")
+      : server(testing::ServeFiles(repo.tmp.Join("srv"), credentials)) {}
+  std::string Dest() { return out.Join("d-" + std::to_string(n++)); }
+};
+
 GitEnvironment Env(const std::string& method = "http") {
   GitEnvironment e = GitEnvironment::FromProcess();
   e.username = e.password = e.token = "";
@@ -73,9 +84,9 @@ TEST_CASE("git context: --git options") {
 }
 
 TEST_CASE("git context: clone what the context names") {
-  GitTestRepo repo;
-  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
-  const std::string base = "git://" + server.HostPort() + "/repo.git";
+  Served s;
+  const GitTestRepo& repo = s.repo;
+  const std::string base = "git://" + s.server.HostPort() + "/repo.git";
   struct Case {
     std::string suffix;
     GitOptions options;
@@ -100,8 +111,7 @@ TEST_CASE("git context: clone what the context names") {
   for (const Case& c : cases) {
     CAPTURE(c.suffix);
     CAPTURE(c.options.branch);
-    TempDir out;
-    const std::string dest = out.Join("ctx");
+    const std::string dest = s.Dest();
     auto r = CloneGitContext(base + c.suffix, c.options, Env(), dest);
     REQUIRE_MESSAGE(r.ok(), r.error().ToString());
     CHECK(ReadFile(dest + "/file.txt") == c.file);
@@ -111,19 +121,16 @@ TEST_CASE("git context: clone what the context names") {
 }
 
 TEST_CASE("git context: failures say which step failed and what git said") {
-  GitTestRepo repo;
-  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
-  const std::string base = "git://" + server.HostPort() + "/repo.git";
-  TempDir out;
-  int n = 0;
+  Served s;
+  const std::string base = "git://" + s.server.HostPort() + "/repo.git";
   auto fail = [&](const std::string& context, const GitOptions& o = {},
                   const GitEnvironment& env = Env()) {
-    auto r = CloneGitContext(context, o, env, out.Join("ctx-" + std::to_string(n++)));
+    auto r = CloneGitContext(context, o, env, s.Dest());
     REQUIRE_FALSE(r.ok());
     return r.error().message();
   };
-  const std::string missing = fail("git://" + server.HostPort() + "/nothing.git");
-  CHECK(missing.find("--context git://" + server.HostPort() + "/nothing.git: git clone failed (exit code 128): ") == 0);
+  const std::string missing = fail("git://" + s.server.HostPort() + "/nothing.git");
+  CHECK(missing.find("--context git://" + s.server.HostPort() + "/nothing.git: git clone failed (exit code 128): ") == 0);
   CHECK(missing.find("not found") != std::string::npos);
   CHECK(fail(base + "#refs/heads/nope").find(": git clone failed (exit code 128): ") != std::string::npos);
   const std::string commit = fail(base + "#" + std::string(40, 'a'));
@@ -143,20 +150,18 @@ TEST_CASE("git context: failures say which step failed and what git said") {
 }
 
 TEST_CASE("git context: credentials reach the server, and never a message") {
-  GitTestRepo repo;
-  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv"), "builder:s3cret-pw"));
-  const std::string base = "git://" + server.HostPort() + "/repo.git";
-  TempDir out;
-  int n = 0;
+  Served s("builder:s3cret-pw");
+  const std::string host = s.server.HostPort();
+  const std::string base = "git://" + host + "/repo.git";
   auto clone = [&](const std::string& context, const GitEnvironment& env) {
-    return CloneGitContext(context, {}, env, out.Join("ctx-" + std::to_string(n++)));
+    return CloneGitContext(context, {}, env, s.Dest());
   };
   GitEnvironment userpass = Env();
   userpass.username = "builder";
   userpass.password = "s3cret-pw";
   auto ok = clone(base, userpass);
   CHECK_MESSAGE(ok.ok(), ok.error().ToString());
-  auto in_url = clone("git://builder:s3cret-pw@" + server.HostPort() + "/repo.git", Env());
+  auto in_url = clone("git://builder:s3cret-pw@" + host + "/repo.git", Env());
   CHECK_MESSAGE(in_url.ok(), in_url.error().ToString());
   // GIT_TOKEN wins over the others and goes as the user name (kaniko's rule): this server wants
   // builder:s3cret-pw, so a token is refused.
@@ -177,11 +182,11 @@ TEST_CASE("git context: credentials reach the server, and never a message") {
   REQUIRE_FALSE(none.ok());
   CHECK(none.error().message().find("git clone failed") != std::string::npos);
   // Wrong ones, in the URL: the message shows neither.
-  auto wrong = clone("git://builder:wrong-pw@" + server.HostPort() + "/repo.git", Env());
+  auto wrong = clone("git://builder:wrong-pw@" + host + "/repo.git", Env());
   REQUIRE_FALSE(wrong.ok());
   INFO(wrong.error().message());
   CHECK(wrong.error().message().find("wrong-pw") == std::string::npos);
-  CHECK(wrong.error().message().find("--context git://" + server.HostPort() + "/repo.git: ") == 0);
+  CHECK(wrong.error().message().find("--context git://" + host + "/repo.git: ") == 0);
 }
 
 TEST_CASE("git source of ADD: the forms of URL#REF:SUBDIR") {
@@ -216,13 +221,11 @@ TEST_CASE("git source of ADD: the forms of URL#REF:SUBDIR") {
 }
 
 TEST_CASE("git source of ADD: checkout, checksum, .git, modes and subdirectories") {
-  GitTestRepo repo;
-  testing::TinyHttpServer server(testing::ServeFiles(repo.tmp.Join("srv")));
-  const std::string url = "http://" + server.HostPort() + "/repo.git";
-  TempDir out;
-  int n = 0;
+  Served s;
+  const GitTestRepo& repo = s.repo;
+  const std::string url = "http://" + s.server.HostPort() + "/repo.git";
   auto fetch = [&](const std::string& src, const std::string& checksum = "", bool keep = false) {
-    return FetchGitSource(src, checksum, keep, Env(), out.Join("co-" + std::to_string(n++)));
+    return FetchGitSource(src, checksum, keep, Env(), s.Dest());
   };
   // A restrictive umask must not leak into the files: modes are Docker's, not the checkout's.
   const mode_t old_umask = umask(077);
@@ -260,9 +263,9 @@ TEST_CASE("git source of ADD: checkout, checksum, .git, modes and subdirectories
   REQUIRE_FALSE(no_sub.ok());
   CHECK(no_sub.error().message() ==
         "ADD " + url + "#v1:sub: sub is not a directory of the repository: No such file or directory");
-  auto no_repo = fetch("http://" + server.HostPort() + "/missing.git");
+  auto no_repo = fetch("http://" + s.server.HostPort() + "/missing.git");
   REQUIRE_FALSE(no_repo.ok());
-  CHECK(no_repo.error().message().find("ADD http://" + server.HostPort() +
+  CHECK(no_repo.error().message().find("ADD http://" + s.server.HostPort() +
                                        "/missing.git: git clone failed (exit code 128): ") == 0);
 }
 
