@@ -914,6 +914,7 @@ Result<void> Builder::DoRun(const Stage& s, StageState& st, int index, int step)
     SLIPWAY_ASSIGN_OR_RETURN(rr.mount_roots[m.from], SourceRoot(refs->second[k++]));
   }
   rr.secrets = secrets_;
+  rr.ssh_agents = r_.ssh_agents;
   rr.cache_dir = r_.cache_dir;
   rr.seccomp = seccomp_ ? &*seccomp_ : nullptr;
   rr.output = [this, step](std::string_view line) { progress_.Output(step, line); };

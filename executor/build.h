@@ -60,6 +60,7 @@ struct BuildRequest {
   int compression_level = -1;  // -1: the format's default
   std::string seccomp_profile;  // empty: the default profile; "unconfined": none
   std::map<std::string, std::string> secrets;        // id -> file
+  std::map<std::string, std::string> ssh_agents;     // id -> SSH agent socket (--ssh)
   std::map<std::string, std::string> secret_values;  // id -> value (--secret id=X,env=VAR)
   image::RegistryOptions registry;  // pulls of unmapped images, pushes to --destination
   bool cache = false;                // --cache: reuse layers from --cache-repo

@@ -19,6 +19,7 @@
 
 #include "base/test_util.h"
 #include "executor/spawn.h"
+#include "executor/fake_agent.h"
 #include "executor/git_test_repo.h"
 #include "executor/tiny_http_server.h"
 
@@ -116,9 +117,10 @@ TEST_CASE("slipway: usage errors exit 2, build errors 1, and nothing is left beh
                           {"--no-push"});
   CHECK(secret.exit_code == 1);
   CHECK(secret.err.find("secret \"tok\" is required but was not given") != std::string::npos);
-  auto ssh = env.Build("FROM busybox\nRUN --mount=type=ssh true\n", {"--no-push"});
+  auto ssh = env.Build("FROM busybox\nRUN --mount=type=ssh,required=true true\n", {"--no-push"});
   CHECK(ssh.exit_code == 1);
-  CHECK(ssh.err.find("ssh mounts are not supported") != std::string::npos);
+  CHECK(ssh.err.find("SSH agent \"default\" is required but was not given (--ssh default=SOCKET)") !=
+        std::string::npos);
   // An existing path that is not an OCI layout is never replaced.
   const std::string file = env.tmp.Join("not-a-layout");
   WriteFile(file, "precious");
@@ -261,6 +263,38 @@ TEST_CASE("slipway: ADD of a git repository (a ref, a subdirectory, .git, modes,
   auto ssh = env.Build("FROM busybox\nADD git@github.com:acme/app.git /x/\n", {"--no-push"});
   CHECK(ssh.exit_code == 1);
   CHECK(ssh.err.find("git over ssh is not supported (use an https URL)") != std::string::npos);
+}
+
+TEST_CASE("slipway: RUN --mount=type=ssh gets its own socket, forwarded to the --ssh agent") {
+  Env env;
+  TempDir short_tmp("/tmp");
+  const std::string sock = short_tmp.Join("agent.sock");
+  testing::FakeAgent agent(sock);
+  auto r = env.Build(
+      "FROM busybox\n"
+      "RUN --mount=type=ssh stat -c '%a %u:%g %F' $SSH_AUTH_SOCK && echo at $SSH_AUTH_SOCK\n"
+      "RUN --mount=type=ssh,id=deploy,mode=0666,target=/keys/agent.sock stat -c '%a %F' "
+      "/keys/agent.sock && echo at $SSH_AUTH_SOCK\n"
+      "RUN --mount=type=ssh,id=absent echo ${SSH_AUTH_SOCK:-no-agent}\n"
+      "RUN ls /run/buildkit /keys 2>&1 | tr '\\n' ' '; echo\n",
+      {"--no-push", "--ssh", "default=" + sock, "--ssh", "deploy=" + sock});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("600 0:0 socket") != std::string::npos);
+  CHECK(r.err.find("at /run/buildkit/ssh_agent.0") != std::string::npos);
+  CHECK(r.err.find("666 socket") != std::string::npos);
+  CHECK(r.err.find("at /keys/agent.sock") != std::string::npos);
+  CHECK(r.err.find("no-agent") != std::string::npos);
+  // The mount points were the step's only: nothing of them is left in the image.
+  CHECK(r.err.find("ls: /run/buildkit: No such file or directory ls: /keys: No such file or directory") !=
+        std::string::npos);
+  CHECK(r.err.find(sock) == std::string::npos);  // the host's socket path is never shown to a step
+  auto gone = env.Build("FROM busybox\nRUN --mount=type=ssh true\n",
+                        {"--no-push", "--ssh", "default=" + short_tmp.Join("missing.sock")});
+  CHECK(gone.exit_code == 1);
+  CHECK(gone.err.find("the SSH agent socket " + short_tmp.Join("missing.sock")) != std::string::npos);
+  auto usage = Run({Runfile("executor/slipway"), "--ssh", "=x"});
+  CHECK(usage.exit_code == 2);
 }
 
 TEST_CASE("slipway: SIGTERM reaches the running step; the build stops and cleans up") {

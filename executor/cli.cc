@@ -62,6 +62,8 @@ Inputs
       --config FILE             a YAML file with an "image-sources:" mapping of the same form
       --secret id=ID,src=FILE   a secret for RUN --mount=type=secret (repeatable);
                                 id=ID,env=VAR reads it from the environment variable VAR
+      --ssh ID=SOCKET           an SSH agent for RUN --mount=type=ssh,id=ID (repeatable); ID
+                                alone (e.g. default) uses $SSH_AUTH_SOCK
 
 Outputs
   -d, --destination NAME:TAG    push the image there (repeatable; after every other output is
@@ -169,7 +171,7 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
     }
     static const std::set<std::string> kValued = {
         "context", "context-sub-path", "git", "dockerfile", "build-arg", "target", "label", "custom-platform",
-        "ignore-path", "image-source", "config", "secret", "destination", "tar-path",
+        "ignore-path", "image-source", "config", "secret", "ssh", "destination", "tar-path",
         "oci-layout-path", "digest-file", "image-name-with-digest-file", "snapshot-mode",
         "compression", "compression-level", "seccomp-profile", "work-dir", "cache-dir",
         "verbosity", "log-format", "cache-repo", "cache-ttl", "insecure-registry",
@@ -258,6 +260,18 @@ Result<void> ParseCommandLine(int argc, const char* const* argv, CliOptions* out
       } else {
         r.secrets[id] = src;
       }
+    } else if (name == "ssh") {
+      // ID=SOCKET, or ID alone for $SSH_AUTH_SOCK (docker build --ssh).
+      const std::size_t eq = value.find('=');
+      const std::string id = value.substr(0, eq);
+      std::string sock = eq == std::string::npos ? "" : value.substr(eq + 1);
+      if (eq == std::string::npos) {
+        const char* v = env("SSH_AUTH_SOCK");
+        if (!v || !*v) return Usage(flag + " " + value + ": $SSH_AUTH_SOCK is not set (give ID=SOCKET)");
+        sock = v;
+      }
+      if (id.empty() || sock.empty()) return Usage(flag + " " + value + ": expected ID=SOCKET or ID");
+      r.ssh_agents[id] = sock;
     } else if (name == "cache") {
       r.cache = on;
     } else if (name == "cache-repo") {

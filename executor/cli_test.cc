@@ -17,6 +17,7 @@ Result<CliOptions> Parse(std::vector<const char*> args) {
   auto env = [](const char* name) -> const char* {
     if (std::string(name) == "FROM_ENV") return "env-value";
     if (std::string(name) == "TOKEN") return "s3cret";
+    if (std::string(name) == "SSH_AUTH_SOCK") return "/tmp/agent.sock";
     return nullptr;
   };
   auto r = ParseCommandLine(static_cast<int>(args.size()), args.data(), &o, env);
@@ -42,7 +43,8 @@ TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
                   "--reproducible=true", "--compression", "zstd", "--compression-level", "12",
                   "--verbosity", "debug", "--log-format", "json", "--cleanup", "--cache=false",
                   "--image-source", "busybox=oci-layout:/img", "--secret", "id=tok,env=TOKEN",
-                  "--secret", "id=f,src=/run/f"});
+                  "--secret", "id=f,src=/run/f", "--ssh", "default", "--ssh",
+                  "deploy=/run/deploy.sock"});
   REQUIRE_MESSAGE(o.ok(), o.error().ToString());
   const BuildRequest& r = o->request;
   CHECK(r.context == "dir:///src");
@@ -71,6 +73,8 @@ TEST_CASE("cli: kaniko's flags, long and short, = or separate values") {
   CHECK(r.sources.Has("docker.io/library/busybox:latest"));
   CHECK(r.secret_values.at("tok") == "s3cret");
   CHECK(r.secrets.at("f") == "/run/f");
+  CHECK(r.ssh_agents.at("default") == "/tmp/agent.sock");  // $SSH_AUTH_SOCK
+  CHECK(r.ssh_agents.at("deploy") == "/run/deploy.sock");
 }
 
 TEST_CASE("cli: registry flags") {
@@ -122,6 +126,8 @@ TEST_CASE("cli: bad command lines get a message naming the flag") {
         std::string::npos);
   CHECK(ParseError({"--secret", "id=x"}).find("expected id=ID,src=FILE") != std::string::npos);
   CHECK(ParseError({"--secret", "id=x,env=NOPE"}).find("$NOPE is not set") != std::string::npos);
+  CHECK(ParseError({"--ssh", "=/x.sock"}) == "--ssh =/x.sock: expected ID=SOCKET or ID (see slipway --help)");
+  CHECK(ParseError({"--ssh", "deploy="}) == "--ssh deploy=: expected ID=SOCKET or ID (see slipway --help)");
   CHECK(ParseError({"--cache-ttl", "soon"}).find("expected a duration") != std::string::npos);
   CHECK(ParseError({"--cache-ttl", "-5m"}).find("expected a duration") != std::string::npos);
   CHECK(ParseError({"--push-retry", "-1"}).find("expected 0-100") != std::string::npos);
@@ -151,7 +157,7 @@ TEST_CASE("cli: --help mentions every flag it parses") {
   const std::string help = HelpText();
   for (const char* f : {"--context", "--context-sub-path", "--git", "--dockerfile", "--build-arg", "--target", "--label",
                         "--custom-platform", "--ignore-path", "--image-source", "--config",
-                        "--secret", "--destination", "--no-push", "--tar-path", "--oci-layout-path",
+                        "--secret", "--ssh", "--destination", "--no-push", "--tar-path", "--oci-layout-path",
                         "--digest-file", "--image-name-with-digest-file", "--snapshot-mode",
                         "--single-snapshot", "--reproducible", "--compression",
                         "--compression-level", "--seccomp-profile", "--work-dir", "--cache-dir",

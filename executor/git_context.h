@@ -59,8 +59,8 @@ Result<void> CloneGitContext(const std::string& context, const GitOptions& optio
                              const GitEnvironment& env, const std::string& dest);
 
 // A git source of ADD, as BuildKit takes it: https://HOST/PATH.git[#REF][:SUBDIR] (also http://
-// and git://; user:password@ in the URL for credentials). git@... and ssh:// are refused: there
-// is no ssh forwarding.
+// and git://; user:password@ in the URL for credentials). git@... and ssh:// are refused: --ssh
+// agents are forwarded to RUN steps only.
 struct GitAddSource {
   GitSource source;
   std::string subdir;  // "" for the whole repository

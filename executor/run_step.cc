@@ -18,6 +18,7 @@
 #include "base/in_root.h"
 #include "base/path.h"
 #include "base/unique_fd.h"
+#include "executor/agent_proxy.h"
 #include "executor/copy.h"
 #include "image/digest.h"
 #include "userdb/resolve.h"
@@ -303,6 +304,7 @@ Result<RunOutcome> RunStep(const RunRequest& r) {
 
   // RUN --mount.
   std::vector<UniqueFd> locks;
+  std::vector<std::unique_ptr<AgentProxy>> agents;  // live until the step has ended
   int copies = 0;
   std::vector<dockerfile::Mount> mounts = r.mounts;
   for (dockerfile::Mount& m : mounts) {
@@ -318,8 +320,29 @@ Result<RunOutcome> RunStep(const RunRequest& r) {
   for (const dockerfile::Mount& m : mounts) {
     const std::string what = "RUN --mount=" + m.ToString();
     if (m.type == "ssh") {
-      return Error(what + ": ssh mounts are not supported (Slipway does not forward an SSH agent)",
-                   ENOTSUP);
+      const std::string id = m.id.empty() ? "default" : m.id;
+      auto it = r.ssh_agents.find(id);
+      if (it == r.ssh_agents.end()) {
+        if (m.required) {
+          return Error(what + ": SSH agent \"" + id + "\" is required but was not given (--ssh " +
+                           id + "=SOCKET)",
+                       ENOENT);
+        }
+        continue;
+      }
+      // The step gets a socket of its own (owner and mode as asked), forwarded to the agent.
+      const std::string sock = r.scratch + "/ssh-" + std::to_string(copies++);
+      auto proxy = AgentProxy::Start(it->second, sock, m.uid.value_or(0), m.gid.value_or(0),
+                                     m.mode.value_or(0600));
+      if (!proxy.ok()) return std::move(proxy.error().AddContext(what));
+      agents.push_back(std::move(*proxy));
+      SLIPWAY_ASSIGN_OR_RETURN(std::string p, at(m.target, false, false));
+      o.mounts.push_back({sock, p, "", MS_BIND, ""});
+      const bool has_sock = std::any_of(o.env.begin(), o.env.end(), [](const std::string& kv) {
+        return kv.rfind("SSH_AUTH_SOCK=", 0) == 0;
+      });
+      if (!has_sock) o.env.push_back("SSH_AUTH_SOCK=" + m.target);
+      continue;
     }
     if (m.type == "secret") {
       const std::string id = m.id.empty() ? Relative(m.target) : m.id;

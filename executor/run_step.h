@@ -20,8 +20,9 @@
 // leave them out when nothing else changed in them.
 //
 // RUN --mount: bind (read-only, or a private copy when rw), cache (kept in `cache_dir` by id,
-// sharing=locked holds a lock), tmpfs, secret (from `secrets`, as a file or `env=`). ssh is
-// refused with a clear error.
+// sharing=locked holds a lock), tmpfs, secret (from `secrets`, as a file or `env=`), ssh (a
+// socket of the step's own, owner and mode as asked, forwarded to the agent in `ssh_agents`;
+// SSH_AUTH_SOCK points at it).
 #ifndef SLIPWAY_EXECUTOR_RUN_STEP_H_
 #define SLIPWAY_EXECUTOR_RUN_STEP_H_
 
@@ -51,6 +52,7 @@ struct RunRequest {
   // Host roots for RUN --mount from= (by the value of from=); "" is the build context.
   std::map<std::string, std::string> mount_roots;
   std::map<std::string, std::string> secrets;  // id -> host file
+  std::map<std::string, std::string> ssh_agents;  // id -> host SSH agent socket (--ssh)
   std::string cache_dir;                       // RUN --mount=type=cache storage
   std::string scratch;                         // an empty directory for this step
   std::string hostname = "slipway";
