@@ -24,6 +24,8 @@
 #include <string>
 #include <thread>
 
+#include "image/digest.h"
+
 namespace slipway::testing {
 
 using HttpHandler = std::function<std::string(const std::string& path, const std::string& request)>;
@@ -39,29 +41,10 @@ inline std::string FixedAnswers(const std::string& path, const std::string&) {
   return "HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here\n";
 }
 
-inline std::string Base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
-  }
-  return out;
-}
-
 inline HttpHandler ServeFiles(const std::string& dir, const std::string& user_password = "") {
   return [dir, user_password](const std::string& path, const std::string& request) -> std::string {
     if (!user_password.empty() &&
-        request.find("\r\nAuthorization: Basic " + Base64(user_password) + "\r\n") == std::string::npos) {
+        request.find("\r\nAuthorization: Basic " + image::Base64Encode(user_password) + "\r\n") == std::string::npos) {
       return "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\n"
              "Content-Length: 0\r\n\r\n";
     }

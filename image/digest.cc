@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -73,6 +74,28 @@ Result<std::string> Sha256File(const std::string& path) {
   }
   close(fd);
   return h.Digest();
+}
+
+std::string Base64Encode(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string Base64Decode(std::string_view in) {
+  std::string out(3 * in.size() / 4 + 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  if (n < 0) return "";
+  out.resize(static_cast<std::size_t>(n));
+  std::size_t pad = 0;  // EVP_DecodeBlock counts the bytes '=' stands for
+  for (auto it = in.rbegin(); it != in.rend() && *it == '='; ++it) ++pad;
+  out.resize(out.size() - std::min(pad, out.size()));
+  return out;
 }
 
 }  // namespace slipway::image

@@ -1,4 +1,5 @@
-// SHA-256 digests in the OCI form ("sha256:<64 lower-hex>"), with OpenSSL.
+// SHA-256 digests in the OCI form ("sha256:<64 lower-hex>"), and base64 (HTTP Basic auth,
+// docker config.json "auth" fields), with OpenSSL.
 //
 //   Sha256 h; h.Update(chunk1); h.Update(chunk2); std::string d = h.Digest();  // "sha256:..."
 //
@@ -39,6 +40,10 @@ Result<std::string> Sha256File(const std::string& path);
 
 // Whether `d` is a well-formed "sha256:<64 lower-hex>" digest.
 bool IsSha256Digest(std::string_view d);
+
+// Standard base64 with padding. Base64Decode gives "" for input that is not base64.
+std::string Base64Encode(std::string_view in);
+std::string Base64Decode(std::string_view in);
 
 }  // namespace slipway::image
 

@@ -19,5 +19,18 @@ TEST_CASE("digest: sha256 of known inputs, streamed or at once") {
   CHECK_FALSE(IsSha256Digest("sha512:" + std::string(64, 'a')));
 }
 
+
+TEST_CASE("digest: base64 both ways, padding included") {
+  CHECK(Base64Encode("") == "");
+  CHECK(Base64Encode("f") == "Zg==");
+  CHECK(Base64Encode("fo") == "Zm8=");
+  CHECK(Base64Encode("foo") == "Zm9v");
+  CHECK(Base64Encode("user:p@ss") == "dXNlcjpwQHNz");
+  for (const std::string& s : {std::string(), std::string("f"), std::string("fo"),
+                                std::string("foo"), std::string("\x00\xff bytes", 8)}) {
+    CHECK(Base64Decode(Base64Encode(s)) == s);
+  }
+  CHECK(Base64Decode("not base64!") == "");
+}
 }  // namespace
 }  // namespace slipway::image

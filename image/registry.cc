@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,28 +35,6 @@ constexpr char kManifestAccept[] =
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string Unbase64(const std::string& in) {
-  std::string out(3 * in.size() / 4 + 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  if (n < 0) return "";
-  out.resize(static_cast<std::size_t>(n));
-  std::size_t pad = 0;
-  for (auto it = in.rbegin(); it != in.rend() && *it == '='; ++it) ++pad;
-  out.resize(out.size() - std::min(pad, out.size()));
-  return out;
 }
 
 std::string UrlEncode(const std::string& s) {
@@ -301,7 +278,7 @@ struct Registry::Impl {
       if (a.contains("identitytoken") && a["identitytoken"].is_string()) {
         *identity = a["identitytoken"].get<std::string>();
       }
-      if (a.contains("auth") && a["auth"].is_string()) return Unbase64(a["auth"].get<std::string>());
+      if (a.contains("auth") && a["auth"].is_string()) return Base64Decode(a["auth"].get<std::string>());
       if (a.contains("username") && a.contains("password")) {
         return a["username"].get<std::string>() + ":" + a["password"].get<std::string>();
       }
@@ -405,7 +382,7 @@ struct Registry::Impl {
                "&" + query;
     } else {
       r.url = realm->second + (realm->second.find('?') == std::string::npos ? "?" : "&") + query;
-      if (!creds.empty()) r.headers.push_back("Authorization: Basic " + Base64(creds));
+      if (!creds.empty()) r.headers.push_back("Authorization: Basic " + Base64Encode(creds));
     }
     SLIPWAY_ASSIGN_OR_RETURN(Response resp, Once(r));
     if (resp.status != 200) {
@@ -430,7 +407,7 @@ struct Registry::Impl {
     if (c->second.scheme == "basic") {
       std::string identity;
       const std::string creds = Credentials(host, &identity);
-      return creds.empty() ? "" : "Authorization: Basic " + Base64(creds);
+      return creds.empty() ? "" : "Authorization: Basic " + Base64Encode(creds);
     }
     auto t = tokens.find(host + " " + scope);
     return t == tokens.end() ? "" : "Authorization: Bearer " + t->second;

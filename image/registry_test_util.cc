@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -16,6 +15,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "image/digest.h"
 
 namespace slipway::testing {
 namespace {
@@ -109,15 +110,6 @@ std::string ReadBody(int fd, const std::string& head, std::string rest, bool to_
     rest.append(b, static_cast<std::size_t>(n));
   }
   return rest;
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 }  // namespace
@@ -283,7 +275,7 @@ void FaultProxy::Handle(int client) {
   }
   if (!bearer_token.empty()) {
     if (path.rfind("/token", 0) == 0) {
-      if (auth == "Basic " + Base64(bearer_user + ":" + bearer_password)) {
+      if (auth == "Basic " + image::Base64Encode(bearer_user + ":" + bearer_password)) {
         reply("200 OK", "Content-Type: application/json\r\n", "{\"token\":\"" + bearer_token + "\"}");
       } else {
         reply("401 Unauthorized", "", R"({"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]})");
