@@ -987,7 +987,7 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       continue;
     }
     if (!add && (IsHttpUrl(src))) {
-      return Error("COPY cannot fetch URLs (" + src + "): use ADD", EINVAL);
+      return Error("COPY cannot fetch URLs (" + RedactUrlCredentials(src) + "): use ADD", EINVAL);
     }
     local.push_back(src);
   }
@@ -995,7 +995,9 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
     return Error("--checksum needs exactly one http(s) or git source", EINVAL);
   }
   if (!urls.empty() && !c.checksum.empty() && c.checksum.rfind("sha256:", 0) != 0) {
-    return Error("ADD " + urls[0] + ": --checksum for an http(s) source is sha256:<hex>", EINVAL);
+    return Error("ADD " + RedactUrlCredentials(urls[0]) +
+                     ": --checksum for an http(s) source is sha256:<hex>",
+                 EINVAL);
   }
   std::string created_by = std::string(add ? "ADD " : "COPY ");
   if (!c.from.empty()) created_by += "--from=" + c.from + " ";
@@ -1081,52 +1083,49 @@ Result<void> Builder::DoCopy(const Stage& s, StageState& st, int index, int step
       SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(req));
       for (const std::string& w : stats.warnings) progress_.Message(Verbosity::kWarn, w);
     }
+    // A fetched source, copied like a context file: owned 0:0 unless --chown.
+    auto copy_fetched = [&](const std::string& dir, const std::string& source, bool unpack,
+                            bool into_dir) -> Result<void> {
+      UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!d.valid()) return ErrnoError("opening " + dir);
+      CopyRequest u = req;
+      u.src_root_fd = d.get();
+      u.from_context = true;
+      u.ignore = nullptr;
+      u.sources = {source};
+      u.inline_files.clear();
+      u.unpack_archives = unpack;
+      if (into_dir && u.dest.back() != '/') u.dest += "/";
+      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
+      (void)stats;
+      return Ok{};
+    };
     for (const std::string& url : urls) {
+      const std::string shown = RedactUrlCredentials(url);
       const std::string dir = NewScratch();
       std::string name = UrlFileName(url);
       if (name.empty()) name = "download";
       const std::string file = dir + "/" + name;
-      progress_.Output(step, "downloading " + RedactUrlCredentials(url));
+      progress_.Output(step, "downloading " + shown);
       SLIPWAY_ASSIGN_OR_RETURN(Fetched f, FetchUrl(url, file));
       if (!c.checksum.empty() && f.digest != c.checksum) {
-        return Error("ADD " + url + ": checksum mismatch: got " + f.digest + ", --checksum is " +
+        return Error("ADD " + shown + ": checksum mismatch: got " + f.digest + ", --checksum is " +
                          c.checksum,
                      EINVAL);
       }
       const struct timespec times[2] = {{f.mtime.value_or(0), 0}, {f.mtime.value_or(0), 0}};
       if (f.mtime) utimensat(AT_FDCWD, file.c_str(), times, 0);
       chmod(file.c_str(), 0600);
-      UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      CopyRequest u = req;
-      u.src_root_fd = d.get();
-      u.from_context = true;  // owned 0:0 unless --chown
-      u.ignore = nullptr;
-      u.sources = {name};
-      u.inline_files.clear();
-      u.unpack_archives = c.unpack.value_or(false);
-      if (total > 1 && u.dest.back() != '/') u.dest += "/";
-      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
-      (void)stats;
+      SLIPWAY_RETURN_IF_ERROR(copy_fetched(dir, name, c.unpack.value_or(false), total > 1));
     }
     for (const std::string& g : gits) {
-      // The repository's files go into the destination directory, owned 0:0 unless --chown.
+      // The repository's files go into the destination directory.
       const std::string checkout = NewScratch() + "/repo";
       progress_.Output(step, "cloning " + RedactUrlCredentials(g));
       SLIPWAY_ASSIGN_OR_RETURN(std::string from,
                                FetchGitSource(g, c.checksum, c.keep_git_dir,
                                               GitEnvironment::FromProcess(), checkout));
-      UniqueFd d(open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (!d.valid()) return ErrnoError("opening the checkout of " + RedactUrlCredentials(g));
-      CopyRequest u = req;
-      u.src_root_fd = d.get();
-      u.from_context = true;
-      u.ignore = nullptr;
-      u.sources = {"."};
-      u.inline_files.clear();
-      u.unpack_archives = false;
-      if (u.dest.back() != '/') u.dest += "/";
-      SLIPWAY_ASSIGN_OR_RETURN(CopyStats stats, CopyFiles(u));
-      (void)stats;
+      SLIPWAY_RETURN_IF_ERROR(copy_fetched(from, ".", false, true));
     }
     return std::vector<TouchedDir>{};
   });

@@ -109,10 +109,14 @@ Result<Fetched> FetchUrl(const std::string& url, const std::string& file) {
   curl_easy_cleanup(curl);
   if (sink.error) return ErrnoError("writing " + file, sink.error);
   if (rc != CURLE_OK) {
-    return Error("downloading " + url + ": " + (err[0] ? err : curl_easy_strerror(rc)), EIO);
+    return Error("downloading " + RedactUrlCredentials(url) + ": " +
+                     (err[0] ? err : curl_easy_strerror(rc)),
+                 EIO);
   }
   if (status >= 400) {
-    return Error("downloading " + url + ": HTTP status " + std::to_string(status), EIO);
+    return Error("downloading " + RedactUrlCredentials(url) + ": HTTP status " +
+                     std::to_string(status),
+                 EIO);
   }
   Fetched f;
   f.digest = sink.hash.Digest();

@@ -32,6 +32,10 @@ TEST_CASE("fetch: a download, its digest, Last-Modified, redirects and HTTP erro
   auto refused = FetchUrl("http://127.0.0.1:1/x", tmp.Join("d"));
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message().find("downloading http://127.0.0.1:1/x: ") == 0);
+  auto with_creds = FetchUrl("http://me:s3cret@127.0.0.1:1/x", tmp.Join("e"));
+  REQUIRE_FALSE(with_creds.ok());
+  CHECK(with_creds.error().message().find("downloading http://127.0.0.1:1/x: ") == 0);
+  CHECK(with_creds.error().message().find("s3cret") == std::string::npos);
 }
 
 TEST_CASE("fetch: URL file names and kinds") {
