@@ -22,6 +22,7 @@
 #include "executor/fake_agent.h"
 #include "executor/git_test_repo.h"
 #include "executor/tiny_http_server.h"
+#include "integration/busybox_base.h"
 
 namespace slipway {
 namespace {
@@ -33,14 +34,7 @@ using testing::WriteFile;
 
 struct Env {
   TempDir tmp;
-  std::string layout = tmp.Join("busybox-oci");
-  Env() {
-    auto r = Run({"/bin/sh", Runfile("integration/busybox_rootfs.sh"), tmp.Join("rootfs")});
-    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    auto m = Run({Runfile("integration/mkimage"), "--rootfs", tmp.Join("rootfs"), "--oci-layout",
-                  layout});
-    REQUIRE_MESSAGE(m.exit_code == 0, m.err);
-  }
+  std::string layout = testing::MakeBusyboxImage(tmp.path()).oci;
   testing::RunResult Build(const std::string& dockerfile, std::vector<std::string> extra = {}) {
     const std::string ctx = tmp.Join("ctx-" + std::to_string(n));
     const std::string work = tmp.Join("work-" + std::to_string(n++));

@@ -39,6 +39,7 @@
 #include "base/test_util.h"
 #include "base/unique_fd.h"
 #include "executor/run_step.h"
+#include "integration/busybox_base.h"
 #include "integration/debian_base.h"
 #include "image/oci.h"
 #include "snapshot/extract.h"
@@ -67,15 +68,9 @@ Bases& GetBases() {
   static Bases b = [] {
     Bases x;
     x.dir = std::make_unique<TempDir>("/var/tmp");
-    const std::string rootfs = x.dir->Join("busybox-rootfs");
-    auto r = Run({"/bin/sh", Runfile("integration/busybox_rootfs.sh"), rootfs});
-    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    x.busybox_oci = x.dir->Join("busybox-oci");
-    x.busybox_archive = x.dir->Join("busybox.tar");
-    auto m = Run({Runfile("integration/mkimage"), "--rootfs", rootfs, "--oci-layout", x.busybox_oci,
-                  "--tag", "latest", "--docker-archive", x.busybox_archive, "--name",
-                  "busybox:latest"});
-    REQUIRE_MESSAGE(m.exit_code == 0, m.err);
+    const testing::BusyboxImage busybox = testing::MakeBusyboxImage(x.dir->path(), true);
+    x.busybox_oci = busybox.oci;
+    x.busybox_archive = busybox.archive;
     x.debian_oci = testing::DebianBase(&x.debian_skip);
     return x;
   }();

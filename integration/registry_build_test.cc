@@ -8,6 +8,7 @@
 
 #include "base/test_util.h"
 #include "image/registry_test_util.h"
+#include "integration/busybox_base.h"
 
 namespace slipway {
 namespace {
@@ -23,13 +24,9 @@ TEST_CASE("registry builds: pull the base, push the result, rebuild from it by d
   testing::RegistryServer server(tmp.Join("registry") + "", "", "");
   const std::string host = server.host();
   // The busybox base, pushed with skopeo.
-  auto r = Run({"/bin/sh", Runfile("integration/busybox_rootfs.sh"), tmp.Join("rootfs")});
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  auto m = Run({Runfile("integration/mkimage"), "--rootfs", tmp.Join("rootfs"), "--oci-layout",
-                tmp.Join("busybox-oci")});
-  REQUIRE_MESSAGE(m.exit_code == 0, m.err);
+  const std::string busybox = testing::MakeBusyboxImage(tmp.path()).oci;
   auto cp = Run({"/usr/bin/skopeo", "copy", "--dest-tls-verify=false",
-                 "oci:" + tmp.Join("busybox-oci") + ":latest", "docker://" + host + "/base/busybox:latest"});
+                 "oci:" + busybox + ":latest", "docker://" + host + "/base/busybox:latest"});
   REQUIRE_MESSAGE(cp.exit_code == 0, cp.err);
 
   WriteFile(tmp.Join("ctx/Dockerfile"),
