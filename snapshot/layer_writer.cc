@@ -307,8 +307,13 @@ void SortLayerEntries(std::vector<LayerEntry>& entries) {
     name.insert(last, 1, wh ? '\x01' : '\x02');
     keyed.emplace_back(std::move(name), i);
   }
-  std::stable_sort(keyed.begin(), keyed.end(),
-                   [](const auto& a, const auto& b) { return TreeLess(a.first, b.first); });
+  auto less = [](const auto& a, const auto& b) { return TreeLess(a.first, b.first); };
+  // Lists from the change detectors come sorted already (and are sorted again by WriteLayer).
+  if (std::is_sorted(keyed.begin(), keyed.end(), less)) {
+    entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+    return;
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), less);
   std::vector<LayerEntry> sorted;
   sorted.reserve(entries.size());
   for (const auto& k : keyed) {
