@@ -231,6 +231,19 @@ TEST_CASE("walk: errors name the directory, and nothing is returned") {
   CHECK(notdir.error().errno_value() == ENOTDIR);
 }
 
+TEST_CASE("layer entries: written parents first, whiteouts first in a directory, once each") {
+  using E = LayerEntry;
+  const std::vector<E> want = {{E::kPath, "a"},      {E::kWhiteout, "a/gone"}, {E::kPath, "a/b"},
+                               {E::kPath, "a/b/c"},  {E::kOpaque, "d"},        {E::kPath, "d/x"}};
+  std::vector<E> shuffled = {want[5], want[2], want[0], want[4], want[3], want[1], want[2], want[5]};
+  SortLayerEntries(shuffled);
+  CHECK(shuffled == want);
+  std::vector<E> sorted_with_repeats = {want[0], want[1], want[1], want[2], want[3],
+                                        want[4], want[5], want[5]};
+  SortLayerEntries(sorted_with_repeats);
+  CHECK(sorted_with_repeats == want);
+}
+
 TEST_CASE("walk: a regular file named .wh.* cannot be stored") {
   slipway::testing::TempDir tmp;
   const std::string tree = tmp.Join("tree");
