@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "base/fs.h"
 #include "base/in_root.h"
@@ -42,16 +42,15 @@ bool IsSafeRef(const std::string& s) {
   return true;
 }
 
-Result<std::string> PercentDecode(const std::string& s) {
+// %XX escapes decoded; nothing for a malformed escape.
+std::optional<std::string> PercentDecode(const std::string& s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '%') {
       out += s[i];
       continue;
     }
-    if (i + 2 >= s.size() || !IsHex(s.substr(i + 1, 2), 2, 2)) {
-      return Error("bad %-escape in the credentials", EINVAL);
-    }
+    if (i + 2 >= s.size() || !IsHex(s.substr(i + 1, 2), 2, 2)) return std::nullopt;
     out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
     i += 2;
   }
@@ -161,7 +160,7 @@ Result<GitSource> SplitRemote(const std::string& scheme, std::string where, cons
     const std::size_t colon = userinfo.find(':');
     auto user = PercentDecode(userinfo.substr(0, colon));
     auto pass = PercentDecode(colon == std::string::npos ? "" : userinfo.substr(colon + 1));
-    bad_escape = !user.ok() || !pass.ok();
+    bad_escape = !user || !pass;
     if (!bad_escape) {
       s.username = *user;
       s.password = *pass;
